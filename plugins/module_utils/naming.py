@@ -1,0 +1,1 @@
+../../spawner/hubfleet_spawner/naming.py
