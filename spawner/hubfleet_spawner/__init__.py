@@ -1,0 +1,6 @@
+"""Hubfleet's JupyterHub spawners for Docker hosts and Docker Swarm fleets."""
+
+from .dockerspawner import DockerSpawner, SpawnError
+
+__version__ = "0.1.0"
+__all__ = ["DockerSpawner", "SpawnError", "__version__"]

@@ -1,0 +1,818 @@
+"""DockerSpawner: one container per user server, configured like dockerspawner 14.
+
+An existing ``c.DockerSpawner.*`` configuration works after changing only
+``c.JupyterHub.spawner_class``. Differences are additions (hardening, progress,
+fast failures, a shared view for ``poll``) and safer defaults, each documented on
+its trait.
+"""
+
+import asyncio
+import html
+import warnings
+
+import docker.errors
+from jupyterhub.spawner import SpawnException, Spawner
+from jupyterhub.traitlets import ByteSpecification
+from jupyterhub.utils import maybe_future
+from traitlets import (
+    Any,
+    Bool,
+    CaselessStrEnum,
+    Callable,
+    Dict,
+    Float,
+    Int,
+    List,
+    Unicode,
+    Union,
+    default,
+    observe,
+)
+
+from . import labels, naming
+from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
+from .reflector import ContainerState, ContainerView
+from .volumes import plan_volumes, render_nested
+
+DEFAULT_IMAGE = "hubfleet/singleuser:latest"
+ROOT_USERS = ("", "0", "root", "0:0", "root:root")
+LOG_LINES_ON_FAILURE = 20
+
+# Deprecated dockerspawner names → current names (dockerspawner's own table).
+DEPRECATED_ALIASES = {
+    "container_ip": "host_ip",
+    "container_port": "port",
+    "container_image": "image",
+    "container_prefix": "prefix",
+    "container_name_template": "name_template",
+    "remove_containers": "remove",
+    "image_whitelist": "allowed_images",
+}
+
+
+class SpawnError(Exception):
+    """A spawn failure whose message is shown to the user on the spawn page."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.jupyterhub_message = message
+
+
+def _docker_message(error):
+    """The engine's own explanation from a docker SDK error."""
+    explanation = getattr(error, "explanation", None)
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    return explanation or str(error)
+
+
+class DockerSpawner(Spawner):
+    """Spawn each user server as a hardened Docker container."""
+
+    # --- connection --------------------------------------------------------------
+
+    client_kwargs = Dict(
+        help="Extra keyword arguments for docker.APIClient (base_url, timeout, …), "
+        "applied over DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH from the environment.",
+    ).tag(config=True)
+
+    tls_config = Dict(
+        help="Keyword arguments for docker.tls.TLSConfig, for an engine reached over TLS.",
+    ).tag(config=True)
+
+    docker_concurrency = Int(
+        DEFAULT_CONCURRENCY,
+        help="How many Docker API calls may run at once for the whole hub. A slow pull "
+        "takes one slot; the others keep serving spawns, stops and polls.",
+    ).tag(config=True)
+
+    # --- image -------------------------------------------------------------------
+
+    image = Unicode(
+        DEFAULT_IMAGE,
+        help="The image of user containers when the user does not choose one "
+        "(or when allowed_images is empty).",
+    ).tag(config=True)
+
+    allowed_images = Union(
+        [Dict(), List(), Callable()],
+        help="""Images users may choose, by the `image` user option.
+
+        A dict maps a label shown in the form to an image, a list offers the images
+        themselves, a callable (spawner) -> dict or list (may be async) decides per
+        user. Empty: users cannot choose, and asking for any image is refused with
+        HTTP 400. With more than one entry the default options form offers a select.
+        """,
+    ).tag(config=True)
+
+    pull_policy = CaselessStrEnum(
+        ["always", "ifnotpresent", "never", "skip"],
+        default_value="ifnotpresent",
+        help="""When to pull the image: `ifnotpresent` (pull when missing), `always`,
+        `never` (fail fast when missing) or `skip` (do not even look).""",
+    ).tag(config=True)
+
+    # --- names -------------------------------------------------------------------
+
+    prefix = Unicode(
+        naming.DEFAULT_PREFIX,
+        help="Prefix of container and volume names (`{prefix}` in templates).",
+    ).tag(config=True)
+
+    name_template = Unicode(
+        help="""Container name template. Fields: {prefix}, {username}, {servername}
+        (escaped), {raw_username}, {raw_servername}, {imagename}. Default:
+        `{prefix}-{username}` for default servers, `{prefix}-{username}--{servername}`
+        for named servers, so every server gets its own container.""",
+    ).tag(config=True)
+
+    escape = Any(
+        help="""Callable(str) -> str escaping user and server names for Docker names.
+        The default keeps lowercase letters and digits and writes everything else
+        as `_xx` (so names are valid, case-distinct and DNS-safe), shortening with a
+        hash past 48 characters.""",
+    ).tag(config=True)
+
+    @default("escape")
+    def _escape_default(self):
+        return naming.escape
+
+    hub_label = Unicode(
+        help="Value of the `hubfleet.hub` label on every object this hub creates, so "
+        "several hubs can share one engine. Default: the prefix.",
+    ).tag(config=True)
+
+    @default("hub_label")
+    def _hub_label_default(self):
+        return self.prefix
+
+    # --- volumes -----------------------------------------------------------------
+
+    volumes = Dict(
+        help="""Volumes to mount: {host path or volume name: guest path} or
+        {source: {"bind": guest path, "mode": "ro"}}. Keys and values may use the name
+        fields, e.g. {"jupyter-user-{username}": "/home/jovyan/work"}. Named volumes
+        are created labelled for the user (and server, when the name uses
+        {servername}); host paths may not leave their base directory.""",
+    ).tag(config=True)
+
+    read_only_volumes = Dict(
+        help="Like `volumes`, always mounted read-only.",
+    ).tag(config=True)
+
+    mounts = List(
+        Dict(),
+        help="Docker mounts ({type, source, target, read_only, …}); strings may use the name fields.",
+    ).tag(config=True)
+
+    format_volume_name = Any(
+        None,
+        allow_none=True,
+        help="Callable(template, names) -> str rendering volume names, for names that "
+        "templates cannot express. Its result is still validated.",
+    ).tag(config=True)
+
+    remove_volumes_on_delete = Bool(
+        False,
+        help="""When a user or named server is deleted from the hub, remove the
+        volumes created for it (named volumes labelled for that user and server).
+        Off by default: deleting an account never deletes its files unless you ask.""",
+    ).tag(config=True)
+
+    # --- networking --------------------------------------------------------------
+
+    network_name = Unicode(
+        "bridge",
+        help="Docker network of user containers. It must exist; a missing network fails the spawn at once.",
+    ).tag(config=True)
+
+    use_internal_ip = Bool(
+        False,
+        help="Reach the server at the container's IP on `network_name` instead of a port published on `host_ip`.",
+    ).tag(config=True)
+
+    use_internal_hostname = Bool(
+        False,
+        help="Reach the server by the container's name (DNS on a user-defined network).",
+    ).tag(config=True)
+
+    host_ip = Unicode(
+        "127.0.0.1",
+        help="Host address the server's port is published on, when not using the internal IP or hostname.",
+    ).tag(config=True)
+
+    links = Dict(
+        help="Legacy container links {name: alias}.",
+    ).tag(config=True)
+
+    @default("port")
+    def _port_default(self):
+        return 8888
+
+    @default("ip")
+    def _ip_default(self):
+        return "0.0.0.0"
+
+    # --- container ---------------------------------------------------------------
+
+    extra_create_kwargs = Union(
+        [Dict(), Callable()],
+        help="Extra arguments for create_container (dict, or callable(spawner) -> dict, may be async). "
+        "Strings may use the name fields.",
+    ).tag(config=True)
+
+    extra_host_config = Union(
+        [Dict(), Callable()],
+        help="Extra host_config arguments (dict, or callable(spawner) -> dict, may be async); "
+        "they override Hubfleet's defaults. Strings may use the name fields.",
+    ).tag(config=True)
+
+    mem_limit = Union(
+        [ByteSpecification(), Callable()],
+        allow_none=True,
+        default_value=None,
+        help="Memory limit, e.g. '2G', or callable(spawner) -> value (may be async).",
+    ).tag(config=True)
+
+    cpu_limit = Union(
+        [Float(), Callable()],
+        allow_none=True,
+        default_value=None,
+        help="CPU limit in cores, e.g. 1.5, or callable(spawner) -> value (may be async).",
+    ).tag(config=True)
+
+    mem_guarantee = Union(
+        [ByteSpecification(), Callable()],
+        allow_none=True,
+        default_value=None,
+        help="Memory reservation (a soft limit on a single engine), or a callable.",
+    ).tag(config=True)
+
+    cpu_guarantee = Union(
+        [Float(), Callable()],
+        allow_none=True,
+        default_value=None,
+        help="CPU guarantee in cores (relative CPU shares on a single engine), or a callable.",
+    ).tag(config=True)
+
+    pids_limit = Int(
+        1024,
+        help="Most processes a user container may run (fork bombs stop here). 0 or -1: no limit.",
+    ).tag(config=True)
+
+    allow_root = Bool(
+        False,
+        help="""Let containers run as root. Off: an image whose user is root runs as
+        `default_user` instead, with every capability dropped. An explicit
+        `extra_create_kwargs["user"]` of root needs this on.""",
+    ).tag(config=True)
+
+    default_user = Unicode(
+        "1000:100",
+        help="uid:gid for images whose own user is root, when allow_root is off.",
+    ).tag(config=True)
+
+    remove = Bool(
+        True,
+        help="""Remove the container when the server stops (files live in volumes).
+        dockerspawner defaults to False; removing means every start applies the
+        current image, limits and settings.""",
+    ).tag(config=True)
+
+    stop_timeout = Int(
+        10,
+        help="Seconds a server has to shut down after SIGTERM before it is killed.",
+    ).tag(config=True)
+
+    post_start_cmd = Union(
+        [Unicode(), List(Unicode())],
+        default_value="",
+        help="Command executed in the container after it starts (string run by /bin/sh -c, or a list).",
+    ).tag(config=True)
+
+    container_view_resync_interval = Float(
+        60.0,
+        help="Seconds between full listings of this hub's containers; between them the "
+        "view follows Docker events, so poll() asks the engine nothing.",
+    ).tag(config=True)
+
+    # --- state -------------------------------------------------------------------
+
+    container_id = Unicode("")
+    container_name = Unicode("")
+
+    # --- deprecated dockerspawner names ------------------------------------------
+
+    container_ip = Unicode(help="Deprecated: use host_ip.").tag(config=True)
+    container_port = Int(help="Deprecated: use port.").tag(config=True)
+    container_image = Unicode(help="Deprecated: use image.").tag(config=True)
+    container_prefix = Unicode(help="Deprecated: use prefix.").tag(config=True)
+    container_name_template = Unicode(help="Deprecated: use name_template.").tag(config=True)
+    remove_containers = Bool(help="Deprecated: use remove.").tag(config=True)
+    image_whitelist = Union([Dict(), List(), Callable()], help="Deprecated: use allowed_images.").tag(
+        config=True
+    )
+
+    @observe(*DEPRECATED_ALIASES)
+    def _deprecated_alias(self, change):
+        new = DEPRECATED_ALIASES[change.name]
+        message = "%s.%s is deprecated; use %s.%s" % (type(self).__name__, change.name, type(self).__name__, new)
+        self.log.warning(message)
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        setattr(self, new, change.new)
+
+    # --- life cycle --------------------------------------------------------------
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._events = []
+        self._events_changed = asyncio.Event()
+        self._starting = False
+        self._resolved = {}
+
+    @property
+    def docker(self):
+        """The shared Docker client of this hub (one per engine and settings)."""
+        return DockerAPI.shared(self.client_kwargs, self.tls_config, self.docker_concurrency)
+
+    @property
+    def view(self):
+        return ContainerView.shared(self.docker, self.hub_label, self.log, self.container_view_resync_interval)
+
+    def template_names(self, image=""):
+        """The fields name templates see for this user and server."""
+        return naming.template_names(
+            self.user.name,
+            self.name or "",
+            prefix=self.prefix,
+            imagename=image or self.image,
+            escape=self.escape,
+        )
+
+    @property
+    def object_name(self):
+        """The container (or service) name of this user server."""
+        template = self.name_template or (
+            naming.DEFAULT_NAMED_SERVER_NAME_TEMPLATE if self.name else naming.DEFAULT_NAME_TEMPLATE
+        )
+        return naming.container_name(template, self.template_names())
+
+    def object_labels(self, kind=labels.KIND_USER_SERVER, server=None):
+        return labels.object_labels(
+            self.hub_label,
+            kind,
+            user=self.user.name,
+            server=self.name if server is None else server,
+        )
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.container_id = state.get("container_id", "")
+        self.container_name = state.get("container_name", "")
+
+    def get_state(self):
+        state = super().get_state()
+        if self.container_id:
+            state["container_id"] = self.container_id
+            state["container_name"] = self.container_name
+        return state
+
+    def clear_state(self):
+        super().clear_state()
+        if self.remove:
+            self.container_id = ""
+            self.container_name = ""
+
+    # --- progress ----------------------------------------------------------------
+
+    def emit(self, progress, message):
+        """Record a progress event for the spawn page."""
+        self._events.append({"progress": int(progress), "message": message})
+        self._events_changed.set()
+
+    async def progress(self):
+        """Yield the events of the current spawn as they happen."""
+        sent = 0
+        while True:
+            while sent < len(self._events):
+                yield self._events[sent]
+                sent += 1
+            if not self._starting:
+                return
+            self._events_changed.clear()
+            try:
+                await asyncio.wait_for(self._events_changed.wait(), timeout=1)
+            except asyncio.TimeoutError:
+                pass
+
+    # --- resolving configuration ---------------------------------------------------
+
+    async def _resolve(self, value):
+        """A trait value, or the result of calling it with the spawner (awaited if async)."""
+        if callable(value):
+            value = await maybe_future(value(self))
+        return value
+
+    async def allowed_image_choices(self):
+        """The images this user may choose, as {label: image}."""
+        allowed = await self._resolve(self.allowed_images)
+        if isinstance(allowed, dict):
+            return dict(allowed)
+        return {image: image for image in allowed or []}
+
+    @default("options_form")
+    def _options_form_default(self):
+        return self._image_options_form
+
+    async def _image_options_form(self, spawner):
+        choices = await self.allowed_image_choices()
+        if len(choices) <= 1:
+            return ""
+        options = "\n".join(
+            '<option value="%s">%s</option>' % (html.escape(label, quote=True), html.escape(label))
+            for label in choices
+        )
+        return (
+            '<label for="image">Image</label>\n'
+            '<select class="form-control" name="image" id="image" required autofocus>\n%s\n</select>' % options
+        )
+
+    async def resolve_image(self):
+        """The image for this spawn: the user's validated choice, else `image`.
+
+        Raises SpawnException (HTTP 400) for a choice outside allowed_images.
+        """
+        requested = (self.user_options or {}).get("image")
+        if isinstance(requested, list):
+            requested = requested[0] if requested else None
+        if not requested:
+            return self.image
+        choices = await self.allowed_image_choices()
+        if not isinstance(requested, str) or not choices:
+            self._refuse("This hub does not let users choose an image.")
+        if requested in choices:
+            return choices[requested]
+        if requested in choices.values():
+            return requested
+        self._refuse(
+            "Image %r is not allowed. Choose one of: %s." % (str(requested)[:200], ", ".join(sorted(choices)))
+        )
+
+    def _refuse(self, message):
+        error = SpawnException(message, reason="image", status_code=400)
+        error.jupyterhub_message = message
+        raise error
+
+    async def resolved_limits(self):
+        """Limits with callables evaluated: {mem_limit, cpu_limit, mem_guarantee, cpu_guarantee}."""
+        limits = {}
+        for name in ("mem_limit", "cpu_limit", "mem_guarantee", "cpu_guarantee"):
+            value = await self._resolve(getattr(self, name))
+            if isinstance(value, str):
+                value = ByteSpecification().from_string(value) if name.startswith("mem") else float(value)
+            limits[name] = value
+        return limits
+
+    def get_env(self):
+        env = super().get_env()
+        for name, key in (
+            ("mem_limit", "MEM_LIMIT"),
+            ("cpu_limit", "CPU_LIMIT"),
+            ("mem_guarantee", "MEM_GUARANTEE"),
+            ("cpu_guarantee", "CPU_GUARANTEE"),
+        ):
+            value = self._resolved.get(name)
+            env.pop(key, None)
+            if value:
+                env[key] = str(value)
+        return env
+
+    # --- Docker steps ----------------------------------------------------------------
+
+    async def check_network(self):
+        """Fail fast when the configured network does not exist."""
+        network = self.network_name
+        if network in ("bridge", "host", "none", "default") or network.startswith("container:"):
+            return
+        try:
+            await self.docker.call("inspect_network", network)
+        except docker.errors.NotFound:
+            raise SpawnError(
+                "The Docker network %r (DockerSpawner.network_name) does not exist on the Docker host. "
+                "Ask an administrator to create it." % network
+            )
+
+    async def ensure_image(self, image):
+        """Apply pull_policy; returns the image's inspect data (None with `skip`)."""
+        policy = self.pull_policy.lower()
+        if policy == "skip":
+            return None
+        present = None
+        if policy != "always":
+            try:
+                present = await self.docker.call("inspect_image", image)
+            except docker.errors.ImageNotFound:
+                present = None
+        if present is not None:
+            return present
+        if policy == "never":
+            raise SpawnError(
+                "Image %r is not present on the Docker host, and pull_policy is 'never'. "
+                "Ask an administrator to build or load it." % image
+            )
+        await self.pull_image(image)
+        return await self.docker.call("inspect_image", image)
+
+    async def pull_image(self, image):
+        """Pull ``image``, reporting percent done from the pull stream."""
+        self.emit(10, "Pulling image %s" % image)
+        loop = asyncio.get_running_loop()
+        repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+
+        def pull():
+            layers = {}
+            last_percent = -1
+            for item in self.docker.client.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                if "error" in item:
+                    raise SpawnError("Pulling image %r failed: %s" % (image, item["error"]))
+                detail = item.get("progressDetail") or {}
+                if item.get("id") and detail.get("total"):
+                    layers[item["id"]] = (detail.get("current", 0), detail["total"])
+                if layers:
+                    done = sum(c for c, _ in layers.values())
+                    total = sum(t for _, t in layers.values())
+                    percent = int(100 * done / total) if total else 0
+                    if percent != last_percent:
+                        last_percent = percent
+                        loop.call_soon_threadsafe(
+                            self.emit, 10 + percent * 0.3, "Pulling image %s: %d%%" % (image, percent)
+                        )
+
+        try:
+            await self.docker.run(pull)
+        except docker.errors.APIError as e:
+            raise SpawnError("Pulling image %r failed: %s" % (image, _docker_message(e)))
+
+    async def find_containers(self):
+        """All containers labelled for this user server (any state), by label."""
+        found = await self.docker.call(
+            "containers",
+            all=True,
+            filters={"label": labels.label_filters(hub=self.hub_label, user=self.user.name)},
+        )
+        return [c for c in found if labels.matches(c.get("Labels"), server=self.name or "")]
+
+    async def remove_container(self, container_id):
+        try:
+            await self.docker.call("remove_container", container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        self.view.forget(container_id)
+
+    async def create_volumes(self, plan, templates):
+        """Create the named volumes of a plan, labelled for this user (and server)."""
+        server_scoped = any("servername}" in t for t in templates)
+        volume_labels = self.object_labels(labels.KIND_USER_VOLUME, server=self.name if server_scoped else "")
+        for name in plan.named_volumes:
+            try:
+                await self.docker.call("inspect_volume", name)
+            except docker.errors.NotFound:
+                await self.docker.call("create_volume", name=name, labels=volume_labels)
+
+    async def container_user(self, image_info):
+        """The user the container runs as (non-root unless allowed)."""
+        explicit = (self._create_kwargs or {}).get("user")
+        if explicit is not None:
+            if str(explicit) in ROOT_USERS and not self.allow_root:
+                raise SpawnError(
+                    "extra_create_kwargs asks to run as root, but DockerSpawner.allow_root is off."
+                )
+            return explicit
+        image_user = ((image_info or {}).get("Config") or {}).get("User") or ""
+        if image_user in ROOT_USERS and not self.allow_root:
+            return self.default_user
+        return image_user or None
+
+    async def container_command(self, image_info):
+        if self.cmd:
+            return list(self.cmd) + list(self.get_args())
+        args = list(self.get_args())
+        if not args:
+            return None
+        image_cmd = ((image_info or {}).get("Config") or {}).get("Cmd") or []
+        return list(image_cmd) + args
+
+    async def create_container(self, image, image_info):
+        """Create (not start) the container; returns its id."""
+        names = self.template_names(image)
+        self._create_kwargs = render_nested(await self._resolve(self.extra_create_kwargs) or {}, names)
+        extra_host = render_nested(await self._resolve(self.extra_host_config) or {}, names)
+        templates = (
+            list(self.volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
+        )
+        plan = plan_volumes(self.volumes, self.read_only_volumes, self.mounts, names, self.format_volume_name)
+        user = await self.container_user(image_info)
+        limits = self._resolved
+        host_config = {
+            "binds": plan.binds,
+            "links": self.links or None,
+            "network_mode": self.network_name,
+            "security_opt": ["no-new-privileges"],
+        }
+        if plan.mounts:
+            host_config["mounts"] = plan.mounts
+        if self.pids_limit and self.pids_limit > 0:
+            host_config["pids_limit"] = self.pids_limit
+        if user is not None and str(user) not in ROOT_USERS:
+            host_config["cap_drop"] = ["ALL"]
+        if limits.get("mem_limit"):
+            host_config["mem_limit"] = int(limits["mem_limit"])
+        if limits.get("mem_guarantee"):
+            host_config["mem_reservation"] = int(limits["mem_guarantee"])
+        if limits.get("cpu_limit"):
+            host_config["nano_cpus"] = int(float(limits["cpu_limit"]) * 1e9)
+        if limits.get("cpu_guarantee"):
+            host_config["cpu_shares"] = max(2, int(float(limits["cpu_guarantee"]) * 1024))
+        if not (self.use_internal_ip or self.use_internal_hostname):
+            host_config["port_bindings"] = {self.port: (self.host_ip,)}
+        host_config.update(extra_host)
+        host_config = {k: v for k, v in host_config.items() if v is not None}
+
+        await self.create_volumes(plan, templates)
+        create = {
+            "image": image,
+            "name": self.object_name,
+            "command": await self.container_command(image_info),
+            "environment": ["%s=%s" % kv for kv in self.get_env().items()],
+            "labels": self.object_labels(),
+            "ports": [self.port],
+            "user": user,
+            "host_config": self.docker.client.create_host_config(**host_config),
+        }
+        if self.network_name not in ("bridge", "host", "none", "default"):
+            create["networking_config"] = self.docker.client.create_networking_config(
+                {self.network_name: self.docker.client.create_endpoint_config()}
+            )
+        create.update({k: v for k, v in self._create_kwargs.items() if k != "user"})
+        create = {k: v for k, v in create.items() if v is not None}
+        info = await self.docker.call("create_container", **create)
+        return info["Id"]
+
+    async def connection_info(self, info):
+        """(ip, port) where the hub reaches the server."""
+        if self.use_internal_hostname:
+            return self.container_name, self.port
+        settings = info.get("NetworkSettings") or {}
+        if self.use_internal_ip:
+            networks = settings.get("Networks") or {}
+            network = networks.get(self.network_name) or next(iter(networks.values()), {})
+            return network.get("IPAddress"), self.port
+        bindings = (settings.get("Ports") or {}).get("%d/tcp" % self.port) or []
+        if not bindings:
+            raise SpawnError("The container published no port for %d/tcp." % self.port)
+        return self.host_ip if self.host_ip not in ("0.0.0.0", "") else "127.0.0.1", int(bindings[0]["HostPort"])
+
+    async def container_logs(self, container_id):
+        try:
+            raw = await self.docker.call("logs", container_id, tail=LOG_LINES_ON_FAILURE)
+        except docker.errors.APIError:
+            return ""
+        return raw.decode("utf-8", "replace").strip()
+
+    async def wait_for_server(self, container_id, ip, port):
+        """Return once the server accepts connections; fail at once if the container exits."""
+        delay = 0.1
+        while True:
+            state = await self.view.get(container_id)
+            if state is None or not state.running:
+                if state is None:
+                    raise SpawnError("The container %s vanished while starting." % self.container_name)
+                logs = await self.container_logs(container_id)
+                raise SpawnError(
+                    "The server's container exited with status %s while starting. Last log lines:\n%s"
+                    % (state.exit_code, logs or "(no output)")
+                )
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=2)
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+                continue
+            writer.close()
+            return
+
+    async def run_post_start_cmd(self):
+        cmd = self.post_start_cmd
+        if not cmd:
+            return
+        if isinstance(cmd, str):
+            cmd = ["/bin/sh", "-c", cmd]
+        exec_id = await self.docker.call("exec_create", self.container_id, cmd)
+        output = await self.docker.call("exec_start", exec_id)
+        result = await self.docker.call("exec_inspect", exec_id)
+        if result.get("ExitCode"):
+            self.log.warning(
+                "post_start_cmd for %s exited %s: %s",
+                self._log_name,
+                result.get("ExitCode"),
+                output.decode("utf-8", "replace")[-2000:],
+            )
+
+    async def start(self):
+        self._events = []
+        self._starting = True
+        try:
+            return await self._start()
+        except docker.errors.APIError as e:
+            raise SpawnError("Docker refused to start the server: %s" % _docker_message(e)) from None
+        except naming.UnsafeNameError as e:
+            raise SpawnError(str(e)) from None
+        finally:
+            self._starting = False
+            self._events_changed.set()
+
+    async def _start(self):
+        image = await self.resolve_image()
+        self._resolved = await self.resolved_limits()
+        self.container_name = self.object_name
+        self.emit(5, "Preparing %s" % image)
+        await self.check_network()
+        image_info = await self.ensure_image(image)
+
+        for stale in await self.find_containers():
+            # A container from an earlier run (remove=False, or a crash mid-spawn).
+            if self.remove or stale["Id"] != self.container_id or stale.get("Image") != image:
+                await self.remove_container(stale["Id"])
+        existing = self.container_id if not self.remove else ""
+        if existing and not await self.view.get(existing):
+            existing = ""
+
+        if existing:
+            self.emit(40, "Restarting the existing container")
+            await self.reuse_api_token(existing)
+        else:
+            self.emit(40, "Creating the container")
+            self.container_id = await self.create_container(image, image_info)
+        self.emit(60, "Starting the container")
+        await self.docker.call("start", self.container_id)
+        info = await self.docker.call("inspect_container", self.container_id)
+        self.view.note(
+            ContainerState(self.container_id, self.container_name, info["State"]["Status"], labels=self.object_labels())
+        )
+        ip, port = await self.connection_info(info)
+        self.emit(80, "Waiting for the server to answer")
+        await self.wait_for_server(self.container_id, ip, port)
+        await self.run_post_start_cmd()
+        self.emit(95, "Server is up")
+        return ip, port
+
+    async def reuse_api_token(self, container_id):
+        """A kept container (remove=False) still holds its old token: tell the hub."""
+        info = await self.docker.call("inspect_container", container_id)
+        for item in (info.get("Config") or {}).get("Env") or []:
+            key, _, value = item.partition("=")
+            if key == "JUPYTERHUB_API_TOKEN" and value:
+                self.api_token = value
+
+    async def poll(self):
+        if self._starting:
+            return None
+        if not self.container_id:
+            return 0
+        state = await self.view.get(self.container_id)
+        if state is None:
+            return 0
+        if state.running:
+            return None
+        return state.exit_code if state.exit_code is not None else 0
+
+    async def stop(self, now=False):
+        ids = [self.container_id] if self.container_id else []
+        if self.remove:
+            ids += [c["Id"] for c in await self.find_containers() if c["Id"] not in ids]
+        for container_id in ids:
+            try:
+                await self.docker.call("stop", container_id, timeout=0 if now else self.stop_timeout)
+            except docker.errors.NotFound:
+                self.view.forget(container_id)
+                continue
+            if self.remove:
+                await self.remove_container(container_id)
+        if self.remove:
+            self.container_id = ""
+
+    async def delete_forever(self):
+        """Remove this server's volumes, only when remove_volumes_on_delete is on."""
+        if not self.remove_volumes_on_delete:
+            return
+        filters = {"label": labels.label_filters(hub=self.hub_label, kind=labels.KIND_USER_VOLUME, user=self.user.name)}
+        response = await self.docker.call("volumes", filters=filters)
+        for volume in (response or {}).get("Volumes") or []:
+            if not labels.matches(volume.get("Labels"), server=self.name or ""):
+                continue
+            try:
+                await self.docker.call("remove_volume", volume["Name"])
+                self.log.info("Removed volume %s of deleted server %s", volume["Name"], self._log_name)
+            except docker.errors.APIError as e:
+                self.log.warning("Keeping volume %s: %s", volume["Name"], _docker_message(e))
+

@@ -1,0 +1,184 @@
+"""One shared, continuously updated view of the containers a hub manages.
+
+Instead of one ``inspect`` per user per poll, the view lists the hub's containers
+once (by label) and then follows the Docker events stream for them; every poll
+reads the view. The stream is opened with ``until`` so it ends by itself after
+``resync_interval``; the view then lists again, which also repairs anything a
+dropped connection might have missed. With N running servers that is one list and
+one long-lived events request per interval, whatever N.
+"""
+
+import asyncio
+import re
+import time
+
+from .labels import LABEL_HUB
+
+_EXIT_CODE = re.compile(r"Exited \((-?\d+)\)")
+
+
+class ContainerState:
+    """What the view knows about one container."""
+
+    __slots__ = ("id", "name", "status", "exit_code", "labels")
+
+    def __init__(self, id, name, status, exit_code=None, labels=None):
+        self.id = id
+        self.name = name
+        self.status = status
+        self.exit_code = exit_code
+        self.labels = labels or {}
+
+    @property
+    def running(self):
+        return self.status in ("running", "restarting", "paused")
+
+    @classmethod
+    def from_summary(cls, summary):
+        """From an item of ``GET /containers/json``."""
+        names = summary.get("Names") or ["/"]
+        match = _EXIT_CODE.search(summary.get("Status") or "")
+        return cls(
+            id=summary["Id"],
+            name=names[0].lstrip("/"),
+            status=summary.get("State") or "unknown",
+            exit_code=int(match.group(1)) if match else None,
+            labels=summary.get("Labels") or {},
+        )
+
+
+class ContainerView:
+    """The containers labelled for one hub, kept current in the background."""
+
+    _shared = {}
+
+    def __init__(self, api, hub, log, resync_interval=60.0):
+        self.api = api
+        self.hub = hub
+        self.log = log
+        self.resync_interval = resync_interval
+        self._containers = {}
+        self._synced = None
+        self._task = None
+        self._loop = None
+        self.requests = 0
+
+    @classmethod
+    def shared(cls, api, hub, log, resync_interval=60.0):
+        """The one view per engine and hub label in this process."""
+        key = (id(api), hub)
+        view = cls._shared.get(key)
+        if view is None:
+            view = cls._shared[key] = cls(api, hub, log, resync_interval)
+        return view
+
+    def _ensure_running(self):
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._synced = asyncio.Event()
+            self._task = loop.create_task(self._run())
+
+    async def get(self, container_id, timeout=10.0):
+        """The state of ``container_id``, or None when the engine has no such container.
+
+        Waits for the first listing (at most ``timeout`` seconds, then asks the engine
+        directly) so that a hub that just started never mistakes "not listed yet" for
+        "gone".
+        """
+        self._ensure_running()
+        if not self._synced.is_set():
+            try:
+                await asyncio.wait_for(self._synced.wait(), timeout)
+            except asyncio.TimeoutError:
+                return await self._inspect(container_id)
+        state = self._containers.get(container_id)
+        if state is None and container_id not in self._containers:
+            # Created moments ago by another path (or by an older hub): confirm once.
+            state = await self._inspect(container_id)
+        return state
+
+    def note(self, state):
+        """Record a state this process has just seen (after create, start, inspect)."""
+        self._containers[state.id] = state
+
+    def forget(self, container_id):
+        self._containers.pop(container_id, None)
+
+    async def _inspect(self, container_id):
+        import docker.errors
+
+        try:
+            info = await self.api.call("inspect_container", container_id)
+        except docker.errors.NotFound:
+            return None
+        state = info.get("State") or {}
+        return ContainerState(
+            id=info["Id"],
+            name=info.get("Name", "").lstrip("/"),
+            status=state.get("Status", "unknown"),
+            exit_code=state.get("ExitCode"),
+            labels=(info.get("Config") or {}).get("Labels") or {},
+        )
+
+    async def _run(self):
+        while True:
+            try:
+                since = int(time.time()) - 1
+                await self._list()
+                self._synced.set()
+                until = since + int(self.resync_interval)
+                await self.api.run(self._follow_events, since, until)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the engine restarted, a socket dropped: list again
+                self.log.warning("Container view for hub %s: %s; listing again", self.hub, e)
+                await asyncio.sleep(1)
+
+    async def _list(self):
+        self.requests += 1
+        summaries = await self.api.call(
+            "containers", all=True, filters={"label": "%s=%s" % (LABEL_HUB, self.hub)}
+        )
+        self._containers = {s["Id"]: ContainerState.from_summary(s) for s in summaries}
+
+    def _follow_events(self, since, until):
+        """Blocking: apply container events for this hub until ``until``."""
+        self.requests += 1
+        loop = self._loop
+        stream = self.api.client.events(
+            since=since,
+            until=until,
+            decode=True,
+            filters={"type": "container", "label": "%s=%s" % (LABEL_HUB, self.hub)},
+        )
+        for event in stream:
+            loop.call_soon_threadsafe(self._apply_event, event)
+
+    def _apply_event(self, event):
+        action = (event.get("Action") or event.get("status") or "").split(":")[0]
+        container_id = event.get("id") or (event.get("Actor") or {}).get("ID")
+        if not container_id:
+            return
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        state = self._containers.get(container_id)
+        if action == "destroy":
+            self._containers.pop(container_id, None)
+            return
+        if state is None:
+            labels = {k: v for k, v in attributes.items() if k.startswith("hubfleet.")}
+            state = ContainerState(container_id, attributes.get("name", ""), "created", labels=labels)
+            self._containers[container_id] = state
+        if action == "start":
+            state.status, state.exit_code = "running", None
+        elif action == "die":
+            state.status = "exited"
+            try:
+                state.exit_code = int(attributes.get("exitCode", 0))
+            except ValueError:
+                state.exit_code = 0
+        elif action == "pause":
+            state.status = "paused"
+        elif action == "unpause":
+            state.status = "running"
+
