@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Test the hubfleet.jupyterhub Ansible collection end to end:
+#   1. copy the collection (git-tracked + untracked-not-ignored files, symlinks kept) to
+#      $tmp/ansible_collections/hubfleet/jupyterhub, leaving out what galaxy.yml does not ship;
+#   2. ansible-test sanity --venv   (no ignore file);
+#   3. ansible-test units --venv;
+#   4. ansible-test integration --local on the real Docker engine (every target);
+#   5. ansible-galaxy collection build + install --offline into a fresh path, check the
+#      symlinked module_utils survived, ansible-doc every module, run one from the install.
+#
+# Runs inside the virtualenv scripts/run-tests.sh activates (requirements.txt installed).
+# Environment: HUBFLEET_COLLECTION_STAGES (default "sanity units integration build"),
+# HUBFLEET_INTEGRATION_TARGETS (default: all), HUBFLEET_TEST_PYTHON (default 3.11),
+# HUBFLEET_KEEP_TMP=1 keeps the temporary tree.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python_version=${HUBFLEET_TEST_PYTHON:-3.11}
+stages=${HUBFLEET_COLLECTION_STAGES:-sanity units integration build}
+read -r -a targets <<<"${HUBFLEET_INTEGRATION_TARGETS:-}"
+tmp=$(mktemp -d /tmp/hubfleet-collection.XXXXXX)
+collection=$tmp/ansible_collections/hubfleet/jupyterhub
+started=$SECONDS
+
+step() { printf '\n==> [%ss] %s\n' "$((SECONDS - started))" "$*"; }
+run() { printf '+ %s\n' "$*"; "$@"; }
+
+cleanup() {
+  status=$?
+  # The integration targets' shared helper image (tiny, labelled); everything else is
+  # removed by each target itself.
+  docker image ls -q --filter label=hubfleet.test=collection-helper-image 2>/dev/null | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  if [ "${HUBFLEET_KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+  printf '\n==> test-collection.sh finished in %ss with status %s\n' "$((SECONDS - started))" "$status"
+  exit "$status"
+}
+trap cleanup EXIT
+
+has_stage() { case " $stages " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+step "copy the collection to $collection"
+mkdir -p "$collection"
+# Files galaxy.yml's build_ignore does not ship are left out (the spawner's own tests, the
+# test bed, tool state); everything else is what `ansible-galaxy collection build` packs.
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard) \
+  | (cd "$repo" && while IFS= read -r -d '' path; do
+      case "$path" in testbed/* | spawner/tests/* | .git* | */.gitignore) continue ;; esac
+      [ -e "$path" ] || [ -L "$path" ] || continue   # deleted but still in the index
+      printf '%s\0' "$path"
+    done) \
+  | (cd "$repo" && tar --null --no-recursion -T - -cf -) \
+  | tar -C "$collection" -xf -
+(cd "$collection" && git init -q && git add -A && git -c user.name=test -c user.email=test@localhost commit -qm snapshot)
+echo "copied $(cd "$collection" && git ls-files | wc -l) files"
+for link in plugins/module_utils/naming.py plugins/module_utils/labels.py; do
+  [ -L "$collection/$link" ] && [ -f "$collection/$link" ] || { echo "symlink $link missing or dangling in the copy" >&2; exit 1; }
+done
+
+cd "$collection"
+
+if has_stage sanity; then
+  step "ansible-test sanity --venv --python $python_version"
+  run ansible-test sanity --venv --python "$python_version" --color no
+fi
+
+if has_stage units; then
+  step "ansible-test units --venv --python $python_version"
+  run ansible-test units --venv --python "$python_version" --color no
+fi
+
+if has_stage integration; then
+  step "ansible-test integration --local --python $python_version ${targets[*]:-(all targets)}"
+  docker info --format 'engine {{.ServerVersion}}, swarm {{.Swarm.LocalNodeState}}'
+  run ansible-test integration --local --python "$python_version" --color no "${targets[@]}"
+fi
+
+if has_stage build; then
+  step "ansible-galaxy collection build and install --offline into a fresh path"
+  run ansible-galaxy collection build "$collection" --output-path "$tmp/dist"
+  tarball=$(ls "$tmp"/dist/hubfleet-jupyterhub-*.tar.gz)
+  echo "module_utils in the tarball:"
+  tar -tvzf "$tarball" | grep 'plugins/module_utils/' || true
+  run ansible-galaxy collection install --offline "$tarball" -p "$tmp/installed"
+  installed=$tmp/installed/ansible_collections/hubfleet/jupyterhub
+  for util in naming labels; do
+    # The build turns the symlinks into regular files (or keeps them): either way the
+    # content must be the spawner's file.
+    ls -l "$installed/plugins/module_utils/$util.py"
+    cmp "$installed/plugins/module_utils/$util.py" "$repo/spawner/hubfleet_spawner/$util.py" \
+      || { echo "installed module_utils/$util.py differs from spawner/hubfleet_spawner/$util.py" >&2; exit 1; }
+  done
+  export ANSIBLE_COLLECTIONS_PATH=$tmp/installed
+  for module in "$collection"/plugins/modules/*.py; do
+    name=$(basename "$module" .py)
+    step "ansible-doc hubfleet.jupyterhub.$name (installed copy)"
+    ansible-doc "hubfleet.jupyterhub.$name" >"$tmp/doc-$name.txt"
+    head -n 1 "$tmp/doc-$name.txt"
+    grep -q 'EXAMPLES' "$tmp/doc-$name.txt" && grep -q 'RETURN VALUES' "$tmp/doc-$name.txt" \
+      || { echo "ansible-doc output of $name lacks EXAMPLES or RETURN VALUES" >&2; exit 1; }
+  done
+  step "run a module from the installed collection (imports the symlinked module_utils)"
+  run ansible localhost -c local -e "ansible_python_interpreter=$(command -v python)" \
+    -m hubfleet.jupyterhub.user_volumes -a "state=query hub=hubfleet-test-installed-collection"
+fi
+
+step "all requested stages passed: $stages"
