@@ -1,6 +1,7 @@
 """Hubfleet's JupyterHub spawners for Docker hosts and Docker Swarm fleets."""
 
-from .dockerspawner import DockerSpawner, SpawnError
+from .dockerspawner import DockerSpawner
+from .errors import SpawnError
 
 __version__ = "0.1.0"
 __all__ = ["DockerSpawner", "SpawnError", "__version__"]

@@ -11,7 +11,7 @@ import html
 import warnings
 
 import docker.errors
-from jupyterhub.spawner import SpawnException, Spawner
+from jupyterhub.spawner import Spawner
 from jupyterhub.traitlets import ByteSpecification
 from jupyterhub.utils import maybe_future
 from traitlets import (
@@ -31,6 +31,7 @@ from traitlets import (
 
 from . import labels, naming
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
+from .errors import SpawnError
 from .reflector import ContainerState, ContainerView
 from .volumes import plan_volumes, render_nested
 
@@ -48,14 +49,6 @@ DEPRECATED_ALIASES = {
     "remove_containers": "remove",
     "image_whitelist": "allowed_images",
 }
-
-
-class SpawnError(Exception):
-    """A spawn failure whose message is shown to the user on the spawn page."""
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.jupyterhub_message = message
 
 
 def _docker_message(error):
@@ -440,7 +433,7 @@ class DockerSpawner(Spawner):
     async def resolve_image(self):
         """The image for this spawn: the user's validated choice, else `image`.
 
-        Raises SpawnException (HTTP 400) for a choice outside allowed_images.
+        Raises SpawnError (HTTP 400) for a choice outside allowed_images.
         """
         requested = (self.user_options or {}).get("image")
         if isinstance(requested, list):
@@ -459,9 +452,7 @@ class DockerSpawner(Spawner):
         )
 
     def _refuse(self, message):
-        error = SpawnException(message, reason="image", status_code=400)
-        error.jupyterhub_message = message
-        raise error
+        raise SpawnError(message, reason="image", status_code=400)
 
     async def resolved_limits(self):
         """Limits with callables evaluated: {mem_limit, cpu_limit, mem_guarantee, cpu_guarantee}."""

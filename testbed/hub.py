@@ -1,0 +1,275 @@
+"""A real JupyterHub with a real configurable-http-proxy, for integration tests.
+
+    hub = Hub(workdir, image="hubfleet/singleuser:…", extra_config="c.DockerSpawner.mem_limit = '1G'")
+    hub.start()
+    hub.api("POST", "/users/alice/server")
+    hub.wait_ready("alice")
+    hub.restart()
+    hub.stop()
+
+The hub runs as a child process (its PID is the only process it ends); it starts
+CHP itself from the npm package testbed/bootstrap.sh installs. User containers reach
+the hub's API on the Docker bridge gateway address. Every Docker object is labelled
+``hubfleet.hub=<hub_label>``, unique per Hub, and ``cleanup()`` removes them by label.
+"""
+
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+CHP = ROOT / ".cache" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bridge_gateway(client, network="bridge"):
+    """The host's address on a Docker network: where containers reach the hub."""
+    config = client.networks.get(network).attrs["IPAM"]["Config"][0]
+    if config.get("Gateway"):
+        return config["Gateway"]
+    # The default bridge often lists only its subnet; its gateway is the first address.
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+
+
+CONFIG_TEMPLATE = """\
+import json, os
+c = get_config()  # noqa
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {proxy_port}
+c.JupyterHub.hub_ip = {hub_ip!r}
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{chp!r}]
+c.ConfigurableHTTPProxy.auth_token = {proxy_token!r}
+c.JupyterHub.db_url = "sqlite:///" + {db!r}
+c.JupyterHub.cookie_secret_file = {cookie!r}
+c.JupyterHub.pid_file = {pidfile!r}
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = 5
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {{"admin"}}
+c.JupyterHub.services = [{{"name": "testbed", "api_token": {api_token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "testbed", "scopes": ["admin:users", "admin:servers", "access:servers", "read:users", "tokens"], "services": ["testbed"]}}]
+c.JupyterHub.spawner_class = "hubfleet-docker"
+c.Spawner.start_timeout = 120
+c.Spawner.poll_interval = 3
+c.Spawner.http_timeout = 60
+c.DockerSpawner.image = {image!r}
+c.DockerSpawner.pull_policy = "never"
+c.DockerSpawner.prefix = {prefix!r}
+c.DockerSpawner.hub_label = {hub_label!r}
+
+# Per-user test settings: {{username: {{trait: value}}}} read at every spawn.
+def _apply_overrides(spawner):
+    path = {overrides!r}
+    if os.path.exists(path):
+        with open(path) as f:
+            for key, value in json.load(f).get(spawner.user.name, {{}}).items():
+                setattr(spawner, key, value)
+c.Spawner.pre_spawn_hook = _apply_overrides
+"""
+
+
+class Hub:
+    """One JupyterHub process with its proxy, in ``workdir``."""
+
+    def __init__(self, workdir, image, extra_config="", prefix=None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.image = image
+        self.extra_config = extra_config
+        self.hub_label = prefix or "hft" + secrets.token_hex(3)
+        self.prefix = self.hub_label
+        self.docker = docker.from_env()
+        self.proxy_port = free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.api_token = secrets.token_hex(16)
+        self.proxy_token = secrets.token_hex(16)
+        self.process = None
+        self.overrides = {}
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.proxy_port
+
+    @property
+    def api_url(self):
+        return self.url + "/hub/api"
+
+    def write_config(self):
+        config = CONFIG_TEMPLATE.format(
+            proxy_port=self.proxy_port,
+            hub_ip=bridge_gateway(self.docker),
+            hub_port=self.hub_port,
+            proxy_api_port=self.proxy_api_port,
+            chp=str(CHP),
+            proxy_token=self.proxy_token,
+            db=str(self.workdir / "jupyterhub.sqlite"),
+            cookie=str(self.workdir / "cookie_secret"),
+            pidfile=str(self.workdir / "jupyterhub.pid"),
+            api_token=self.api_token,
+            image=self.image,
+            prefix=self.prefix,
+            hub_label=self.hub_label,
+            overrides=str(self.workdir / "overrides.json"),
+        )
+        (self.workdir / "jupyterhub_config.py").write_text(config + "\n" + self.extra_config + "\n")
+
+    def set_overrides(self, username, **traits):
+        """Spawner trait values for one user's next spawns (applied by pre_spawn_hook)."""
+        self.overrides[username] = traits
+        (self.workdir / "overrides.json").write_text(json.dumps(self.overrides))
+
+    def start(self, timeout=60):
+        if not CHP.exists():
+            raise RuntimeError("configurable-http-proxy is missing: run testbed/bootstrap.sh")
+        self.write_config()
+        log = open(self.workdir / "jupyterhub.log", "ab")
+        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        self.process = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "jupyterhub"), "-f", "jupyterhub_config.py"],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("JupyterHub exited:\n" + self.log_tail())
+            try:
+                if requests.get(self.api_url, timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("JupyterHub did not answer within %ss:\n%s" % (timeout, self.log_tail()))
+
+    def stop(self, timeout=30):
+        """End the hub process we started (and with it the proxy it started)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log_tail(self, lines=60):
+        path = self.workdir / "jupyterhub.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # --- REST API -------------------------------------------------------------------
+
+    def api(self, method, path, **kwargs):
+        headers = kwargs.pop("headers", {})
+        headers.setdefault("Authorization", "token %s" % self.api_token)
+        kwargs.setdefault("timeout", 30)
+        return requests.request(method, self.api_url + path, headers=headers, **kwargs)
+
+    def create_user(self, name):
+        r = self.api("POST", "/users/%s" % name)
+        if r.status_code not in (201, 409):
+            raise RuntimeError("creating user %s: %s %s" % (name, r.status_code, r.text))
+
+    def server_path(self, user, server=""):
+        return "/users/%s/servers/%s" % (user, server) if server else "/users/%s/server" % user
+
+    def spawn(self, user, server="", options=None):
+        """Ask for a server; returns the REST response (201/202, or the error)."""
+        self.create_user(user)
+        return self.api("POST", self.server_path(user, server), json=options or {})
+
+    def server_model(self, user, server=""):
+        model = self.api("GET", "/users/%s" % user).json()
+        return (model.get("servers") or {}).get(server)
+
+    def wait_ready(self, user, server="", timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.server_model(user, server)
+            if model and model.get("ready"):
+                return model
+            time.sleep(0.25)
+        raise TimeoutError("server %s/%s not ready in %ss:\n%s" % (user, server, timeout, self.log_tail()))
+
+    def wait_stopped(self, user, server="", timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server_model(user, server) is None:
+                return
+            time.sleep(0.25)
+        raise TimeoutError("server %s/%s still there after %ss" % (user, server, timeout))
+
+    def stop_server(self, user, server=""):
+        r = self.api("DELETE", self.server_path(user, server))
+        if r.status_code not in (202, 204, 400):
+            raise RuntimeError("stopping %s/%s: %s %s" % (user, server, r.status_code, r.text))
+        self.wait_stopped(user, server)
+
+    def progress(self, user, server="", timeout=120):
+        """The spawn's progress events, read from the hub's event stream until it ends."""
+        path = "/users/%s/servers/%s/progress" % (user, server) if server else "/users/%s/server/progress" % user
+        events = []
+        with self.api("GET", path, stream=True, timeout=timeout) as r:
+            r.raise_for_status()
+            for line in r.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    event = json.loads(line[len("data:"):])
+                    events.append(event)
+                    if event.get("ready") or event.get("failed"):
+                        break
+        return events
+
+    def user_server(self, method, user, path, server="", **kwargs):
+        """Call a path of the user's server through the proxy, with the service token."""
+        base = "/user/%s/%s" % (user, server + "/" if server else "")
+        kwargs.setdefault("timeout", 30)
+        return requests.request(
+            method,
+            self.url + base + path.lstrip("/"),
+            headers={"Authorization": "token %s" % self.api_token},
+            **kwargs,
+        )
+
+    def user_server_get(self, user, path, server=""):
+        return self.user_server("GET", user, path, server)
+
+    # --- Docker objects ---------------------------------------------------------------
+
+    def containers(self, **label_values):
+        filters = ["hubfleet.hub=%s" % self.hub_label] + ["%s=%s" % kv for kv in label_values.items()]
+        return self.docker.containers.list(all=True, filters={"label": filters})
+
+    def cleanup(self):
+        """Remove every container and volume labelled for this hub."""
+        label = "hubfleet.hub=%s" % self.hub_label
+        for container in self.docker.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+        for volume in self.docker.volumes.list(filters={"label": label}):
+            volume.remove(force=True)
