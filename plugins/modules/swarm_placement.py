@@ -17,7 +17,7 @@ description:
   - Without O(state), the call only sets labels and availability of O(node) through a manager engine.
   - Returns the swarm's node list and the placement constraint strings the SwarmSpawner should use.
 author:
-  - Hubfleet contributors
+  - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
 requirements:

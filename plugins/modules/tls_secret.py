@@ -22,7 +22,7 @@ description:
   - A generated certificate is renewed when it expires within O(renew_before_days) or no longer covers
     every requested name. Key material never appears in the module's output.
 author:
-  - Hubfleet contributors
+  - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
 requirements:
