@@ -56,22 +56,59 @@ for link in plugins/module_utils/naming.py plugins/module_utils/labels.py; do
   [ -L "$collection/$link" ] && [ -f "$collection/$link" ] || { echo "symlink $link missing or dangling in the copy" >&2; exit 1; }
 done
 
+# ansible-test --venv bootstraps pip with get-pip.py from ci-files.testing.ansible.com, which
+# CI machines behind a proxy (like ours) cannot reach, and caches it under $HOME, which
+# concurrent runs share. So ansible-test gets its own HOME, seeded with the machine's pip
+# config and a stand-in bootstrap script that uses the standard library's ensurepip and
+# then pip with that config (PyPI through the configured CA bundle).
+ansible_test_home=$tmp/home
+pip_version=$(python - <<'PY'
+import re, ansible_test._internal.python_requirements as r, inspect
+print(re.search(r"pip='([0-9.]+)'", inspect.getsource(r)).group(1))
+PY
+)
+mkdir -p "$ansible_test_home/.ansible/test/cache"
+[ -d "$HOME/.config/pip" ] && mkdir -p "$ansible_test_home/.config" && cp -r "$HOME/.config/pip" "$ansible_test_home/.config/"
+ca_bundle=${PIP_CERT:-${SSL_CERT_FILE:-${REQUESTS_CA_BUNDLE:-}}}
+cat >"$ansible_test_home/.ansible/test/cache/get_pip_${pip_version//./_}.py" <<PY
+"""Stand-in for get-pip.py: ensurepip, then \`pip install\` of what ansible-test asks for.
+
+ansible-test runs pip without the caller's environment, so the CA bundle (PIP_CERT /
+SSL_CERT_FILE, for a TLS-inspecting proxy) goes into this venv's own pip.conf.
+"""
+import ensurepip
+import os
+import subprocess
+import sys
+
+CA_BUNDLE = "$ca_bundle"
+if CA_BUNDLE:
+    with open(os.path.join(sys.prefix, "pip.conf"), "w") as config:
+        config.write("[global]\\ncert = %s\\n" % CA_BUNDLE)
+environment = dict(os.environ)
+ensurepip.bootstrap(upgrade=True)  # sets PIP_CONFIG_FILE=/dev/null in os.environ: use the saved one
+args = [arg for arg in sys.argv[1:] if arg not in ("--no-setuptools", "--no-wheel")]
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "--quiet"] + args, env=environment))
+PY
+echo "ansible-test HOME: $ansible_test_home (pip $pip_version bootstrapped by ensurepip)"
+ansible_test() { HOME=$ansible_test_home run ansible-test "$@"; }
+
 cd "$collection"
 
 if has_stage sanity; then
   step "ansible-test sanity --venv --python $python_version"
-  run ansible-test sanity --venv --python "$python_version" --color no
+  ansible_test sanity --venv --python "$python_version" --color no
 fi
 
 if has_stage units; then
   step "ansible-test units --venv --python $python_version"
-  run ansible-test units --venv --python "$python_version" --color no
+  ansible_test units --venv --python "$python_version" --color no
 fi
 
 if has_stage integration; then
   step "ansible-test integration --local --python $python_version ${targets[*]:-(all targets)}"
   docker info --format 'engine {{.ServerVersion}}, swarm {{.Swarm.LocalNodeState}}'
-  run ansible-test integration --local --python "$python_version" --color no "${targets[@]}"
+  ansible_test integration --local --python "$python_version" --color no "${targets[@]}"
 fi
 
 if has_stage build; then
