@@ -161,8 +161,8 @@ class DockerSpawner(Spawner):
     format_volume_name = Any(
         None,
         allow_none=True,
-        help="Callable(template, names) -> str rendering volume names, for names that "
-        "templates cannot express. Its result is still validated.",
+        help="Callable(template, spawner) -> str rendering volume names (as in dockerspawner), "
+        "for names that templates cannot express. Its result is still validated.",
     ).tag(config=True)
 
     remove_volumes_on_delete = Bool(
@@ -221,28 +221,28 @@ class DockerSpawner(Spawner):
     ).tag(config=True)
 
     mem_limit = Union(
-        [ByteSpecification(), Callable()],
+        [Callable(), ByteSpecification()],
         allow_none=True,
         default_value=None,
         help="Memory limit, e.g. '2G', or callable(spawner) -> value (may be async).",
     ).tag(config=True)
 
     cpu_limit = Union(
-        [Float(), Callable()],
+        [Callable(), Float()],
         allow_none=True,
         default_value=None,
         help="CPU limit in cores, e.g. 1.5, or callable(spawner) -> value (may be async).",
     ).tag(config=True)
 
     mem_guarantee = Union(
-        [ByteSpecification(), Callable()],
+        [Callable(), ByteSpecification()],
         allow_none=True,
         default_value=None,
         help="Memory reservation (a soft limit on a single engine), or a callable.",
     ).tag(config=True)
 
     cpu_guarantee = Union(
-        [Float(), Callable()],
+        [Callable(), Float()],
         allow_none=True,
         default_value=None,
         help="CPU guarantee in cores (relative CPU shares on a single engine), or a callable.",
@@ -296,15 +296,14 @@ class DockerSpawner(Spawner):
 
     # --- deprecated dockerspawner names ------------------------------------------
 
-    container_ip = Unicode(help="Deprecated: use host_ip.").tag(config=True)
-    container_port = Int(help="Deprecated: use port.").tag(config=True)
-    container_image = Unicode(help="Deprecated: use image.").tag(config=True)
-    container_prefix = Unicode(help="Deprecated: use prefix.").tag(config=True)
-    container_name_template = Unicode(help="Deprecated: use name_template.").tag(config=True)
-    remove_containers = Bool(help="Deprecated: use remove.").tag(config=True)
-    image_whitelist = Union([Dict(), List(), Callable()], help="Deprecated: use allowed_images.").tag(
-        config=True
-    )
+    # Any(None) so that every configured value, even one equal to a default, is mapped.
+    container_ip = Any(None, allow_none=True, help="Deprecated: use host_ip.").tag(config=True)
+    container_port = Any(None, allow_none=True, help="Deprecated: use port.").tag(config=True)
+    container_image = Any(None, allow_none=True, help="Deprecated: use image.").tag(config=True)
+    container_prefix = Any(None, allow_none=True, help="Deprecated: use prefix.").tag(config=True)
+    container_name_template = Any(None, allow_none=True, help="Deprecated: use name_template.").tag(config=True)
+    remove_containers = Any(None, allow_none=True, help="Deprecated: use remove.").tag(config=True)
+    image_whitelist = Any(None, allow_none=True, help="Deprecated: use allowed_images.").tag(config=True)
 
     @observe(*DEPRECATED_ALIASES)
     def _deprecated_alias(self, change):
@@ -601,7 +600,11 @@ class DockerSpawner(Spawner):
         templates = (
             list(self.volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
         )
-        plan = plan_volumes(self.volumes, self.read_only_volumes, self.mounts, names, self.format_volume_name)
+        format_volume_name = None
+        if self.format_volume_name is not None:
+            # dockerspawner's signature: format_volume_name(template, spawner)
+            format_volume_name = lambda template, _names: self.format_volume_name(template, self)  # noqa: E731
+        plan = plan_volumes(self.volumes, self.read_only_volumes, self.mounts, names, format_volume_name)
         user = await self.container_user(image_info)
         limits = self._resolved
         host_config = {
@@ -670,19 +673,23 @@ class DockerSpawner(Spawner):
             return ""
         return raw.decode("utf-8", "replace").strip()
 
+    async def exited_error(self, container_id, exit_code):
+        """The error for a container that stopped while starting, with its last log lines."""
+        logs = await self.container_logs(container_id)
+        return SpawnError(
+            "The server's container exited with status %s while starting. Last log lines:\n%s"
+            % (exit_code, logs or "(no output)")
+        )
+
     async def wait_for_server(self, container_id, ip, port):
         """Return once the server accepts connections; fail at once if the container exits."""
         delay = 0.1
         while True:
             state = await self.view.get(container_id)
-            if state is None or not state.running:
-                if state is None:
-                    raise SpawnError("The container %s vanished while starting." % self.container_name)
-                logs = await self.container_logs(container_id)
-                raise SpawnError(
-                    "The server's container exited with status %s while starting. Last log lines:\n%s"
-                    % (state.exit_code, logs or "(no output)")
-                )
+            if state is None:
+                raise SpawnError("The container %s vanished while starting." % self.container_name)
+            if not state.running:
+                raise await self.exited_error(container_id, state.exit_code)
             try:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=2)
             except (OSError, asyncio.TimeoutError):
@@ -747,8 +754,10 @@ class DockerSpawner(Spawner):
         self.emit(60, "Starting the container")
         await self.docker.call("start", self.container_id)
         info = await self.docker.call("inspect_container", self.container_id)
+        if not info["State"].get("Running"):
+            raise await self.exited_error(self.container_id, info["State"].get("ExitCode"))
         self.view.note(
-            ContainerState(self.container_id, self.container_name, info["State"]["Status"], labels=self.object_labels())
+            ContainerState(self.container_id, self.container_name, "running", labels=self.object_labels())
         )
         ip, port = await self.connection_info(info)
         self.emit(80, "Waiting for the server to answer")

@@ -10,6 +10,7 @@ one long-lived events request per interval, whatever N.
 
 import asyncio
 import re
+import threading
 import time
 
 from .labels import LABEL_HUB
@@ -128,12 +129,37 @@ class ContainerView:
                 await self._list()
                 self._synced.set()
                 until = since + int(self.resync_interval)
-                await self.api.run(self._follow_events, since, until)
+                await self._in_daemon_thread(self._follow_events, since, until)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the engine restarted, a socket dropped: list again
                 self.log.warning("Container view for hub %s: %s; listing again", self.hub, e)
                 await asyncio.sleep(1)
+
+    async def _in_daemon_thread(self, func, *args):
+        """Run a long blocking call in a daemon thread (never in the shared pool,
+        which it would hold for minutes, and never delaying interpreter exit)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def report(setter, value):
+            if not done.done():
+                setter(value)
+
+        def target():
+            try:
+                func(*args)
+            except Exception as e:
+                outcome = (done.set_exception, e)
+            else:
+                outcome = (done.set_result, None)
+            try:
+                loop.call_soon_threadsafe(report, *outcome)
+            except RuntimeError:  # the loop closed: the hub is shutting down
+                pass
+
+        threading.Thread(target=target, name="hubfleet-docker-events", daemon=True).start()
+        await done
 
     async def _list(self):
         self.requests += 1
@@ -153,7 +179,10 @@ class ContainerView:
             filters={"type": "container", "label": "%s=%s" % (LABEL_HUB, self.hub)},
         )
         for event in stream:
-            loop.call_soon_threadsafe(self._apply_event, event)
+            try:
+                loop.call_soon_threadsafe(self._apply_event, event)
+            except RuntimeError:  # the loop closed: the hub is shutting down
+                return
 
     def _apply_event(self, event):
         action = (event.get("Action") or event.get("status") or "").split(":")[0]
