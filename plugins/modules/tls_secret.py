@@ -466,13 +466,13 @@ class TLSSecretManager(object):
                 used.setdefault(ref.get("SecretID"), []).append(spec.get("Name"))
         return used
 
-    def secret_labels(self, part, version, text, cert):
+    def secret_labels(self, part, version, text, facts):
         extra = {
             LABEL_SET: self.name,
             LABEL_PART: part,
             LABEL_VERSION: str(version),
             LABEL_HASH: content_hash(text),
-            LABEL_NOT_AFTER: describe(cert)["not_after"],
+            LABEL_NOT_AFTER: facts["not_after"],
             LABEL_NAMES: ",".join(self.params["dns_names"] + self.params["ip_addresses"]).lower(),
         }
         return object_labels(self.params["hub"], KIND_SECRET, extra=extra)
@@ -483,7 +483,7 @@ class TLSSecretManager(object):
         have = dict((part, (secret["Spec"].get("Labels") or {}).get(LABEL_HASH)) for part, secret in parts.items())
         return wanted == have
 
-    def create_version(self, version, material, cert):
+    def create_version(self, version, material, facts):
         names = {}
         for part, infix, source in SECRET_PARTS:
             text = material.get(source)
@@ -493,7 +493,7 @@ class TLSSecretManager(object):
             names[part] = name
             self.actions.append("create secret %s" % name)
             if not self.check_mode:
-                self.docker().create_secret(name, text.encode("utf-8"), labels=self.secret_labels(part, version, text, cert))
+                self.docker().create_secret(name, text.encode("utf-8"), labels=self.secret_labels(part, version, text, facts))
         self.changed = True
         return names
 
@@ -512,7 +512,7 @@ class TLSSecretManager(object):
             self.module.warn("Kept %s beyond keep_versions=%d: a service still uses them"
                              % (", ".join(self.result["kept_in_use"]), self.params["keep_versions"]))
 
-    def sync_secrets(self, material, cert):
+    def sync_secrets(self, material, facts):
         """Create a new version unless the newest matches; then prune old versions."""
         versions = group_versions(self.get_secrets())
         latest = max(versions) if versions else 0
@@ -520,7 +520,7 @@ class TLSSecretManager(object):
         self.diff_before["secrets"] = before
         if material is not None and (not latest or not self.version_matches(versions[latest], material)):
             latest += 1
-            names = self.create_version(latest, material, cert)
+            names = self.create_version(latest, material, facts)
             versions[latest] = dict((part, {"ID": None, "Spec": {"Name": n}}) for part, n in names.items())
         else:
             names = before
@@ -549,13 +549,16 @@ class TLSSecretManager(object):
         )
         if len(certs) > 1:
             material["ca_certificate"] = certificate_pem(certs[-1])
-        return material, server, None
+        return material, describe(server), None
 
     def existing_generated(self, files):
-        """(material, server cert) from dest_dir files, None when absent; fails on broken files unless force."""
+        """(server cert, None) from dest_dir files, (None, why) when absent or broken and force is set.
+
+        Broken files without force fail the module: they may be someone's hand-placed material.
+        """
         p = self.params
         if not files.get("certificate") and not files.get("private_key"):
-            return None, None
+            return None, "no certificate yet"
         try:
             server = validate_bundle(files.get("certificate"), files.get("private_key"), files.get("ca_certificate"),
                                      [], [], what="certificate file", check_dates=False)
@@ -563,25 +566,34 @@ class TLSSecretManager(object):
             if p["force"]:
                 return None, "existing files replaced (force): %s" % exc
             self.fail("dest_dir %s: %s; set force=true to replace these files" % (p["dest_dir"], exc))
-        return files, server
+        return server, None
+
+    def label_facts(self):
+        """Facts of the newest secret version when it is still good (secrets only, no files), else None."""
+        p = self.params
+        versions = group_versions(self.get_secrets())
+        if not versions:
+            return None, "no certificate yet"
+        labels = ((versions[max(versions)].get("certificate") or {}).get("Spec") or {}).get("Labels") or {}
+        reason = label_renewal_reason(labels, p["renew_before_days"], p["dns_names"], p["ip_addresses"])
+        if reason:
+            return None, reason
+        return dict(not_after=labels.get(LABEL_NOT_AFTER), names=(labels.get(LABEL_NAMES) or "").split(",")), None
 
     def generated_material(self, files):
+        """(material or None, facts, renewal reason); material None means "keep what exists"."""
         p = self.params
-        existing, server = self.existing_generated(files)
-        if existing is not None:
+        server, reason = self.existing_generated(files)
+        if server is not None:
             reason = renewal_reason(server, p["renew_before_days"], p["dns_names"], p["ip_addresses"])
             if reason is None:
-                return existing, server, None
-        else:
-            reason = server or "no certificate yet"
-        if not p["dest_dir"] and p["swarm_secrets"]:
-            versions = group_versions(self.get_secrets())
-            if versions:
-                latest = versions[max(versions)]
-                labels = (latest.get("certificate") or {}).get("Spec", {}).get("Labels") or {}
-                reason = label_renewal_reason(labels, p["renew_before_days"], p["dns_names"], p["ip_addresses"])
-                if reason is None:
-                    return None, labels, None
+                # Rebuilt rather than read, so a deleted fullchain file comes back.
+                material = dict(files, fullchain=files["certificate"] + (files.get("ca_certificate") or ""))
+                return material, describe(server), None
+        elif not p["dest_dir"] and p["swarm_secrets"]:
+            facts, reason = self.label_facts()
+            if facts is not None:
+                return None, facts, None
         ca_key_pem, ca_cert_pem = files.get("ca_private_key"), files.get("ca_certificate")
         if ca_key_pem and ca_cert_pem and ca_reusable(ca_key_pem, ca_cert_pem, p["valid_days"]):
             ca_key = load_private_key(ca_key_pem, "CA private key")
@@ -599,25 +611,20 @@ class TLSSecretManager(object):
             ca_certificate=ca_cert_pem,
             ca_private_key=ca_key_pem,
         )
-        return material, cert, reason
+        return material, describe(cert), reason
 
     # ---- states ------------------------------------------------------
     def present(self):
         files = self.read_files()
         if self.params["source"] == "provided":
-            material, cert, reason = self.provided_material()
+            material, facts, reason = self.provided_material()
         else:
-            material, cert, reason = self.generated_material(files)
-        if material is None:  # secrets only, judged current from their labels
-            facts = dict(not_after=cert.get(LABEL_NOT_AFTER), names=(cert.get(LABEL_NAMES) or "").split(","))
-        else:
-            cert = load_certificates(material["certificate"], "certificate")[0]
-            facts = describe(cert)
+            material, facts, reason = self.generated_material(files)
         if reason:
             self.actions.append("renew: %s" % reason)
         self.result["files"] = self.sync_files(material) if material is not None else {}
         if self.params["swarm_secrets"]:
-            self.sync_secrets(material, cert)
+            self.sync_secrets(material, facts)
         else:
             self.result["secrets"] = {}
             self.result["secret_version"] = None
