@@ -2,6 +2,8 @@
 
 from .dockerspawner import DockerSpawner
 from .errors import SpawnError
+from .swarmspawner import SwarmSpawner
+from .systemuserspawner import SystemUserSpawner
 
 __version__ = "0.1.0"
-__all__ = ["DockerSpawner", "SpawnError", "__version__"]
+__all__ = ["DockerSpawner", "SpawnError", "SwarmSpawner", "SystemUserSpawner", "__version__"]

@@ -9,6 +9,7 @@ its trait.
 import asyncio
 import html
 import warnings
+from types import SimpleNamespace
 
 import docker.errors
 from jupyterhub.spawner import Spawner
@@ -57,6 +58,10 @@ def _docker_message(error):
     if isinstance(explanation, bytes):
         explanation = explanation.decode("utf-8", "replace")
     return explanation or str(error)
+
+
+class ServerSettings(SimpleNamespace):
+    """The resolved, validated description of one user server (see server_settings)."""
 
 
 class DockerSpawner(Spawner):
@@ -559,15 +564,18 @@ class DockerSpawner(Spawner):
             pass
         self.view.forget(container_id)
 
-    async def create_volumes(self, plan, templates):
-        """Create the named volumes of a plan, labelled for this user (and server)."""
+    def volume_labels(self, templates):
+        """Labels of this server's named volumes: server-scoped when a template names the server."""
         server_scoped = any("servername}" in t for t in templates)
-        volume_labels = self.object_labels(labels.KIND_USER_VOLUME, server=self.name if server_scoped else "")
-        for name in plan.named_volumes:
+        return self.object_labels(labels.KIND_USER_VOLUME, server=self.name if server_scoped else "")
+
+    async def create_volumes(self, settings):
+        """Create the named volumes of a plan, labelled for this user (and server)."""
+        for name in settings.plan.named_volumes:
             try:
                 await self.docker.call("inspect_volume", name)
             except docker.errors.NotFound:
-                await self.docker.call("create_volume", name=name, labels=volume_labels)
+                await self.docker.call("create_volume", name=name, labels=settings.volume_labels)
 
     async def container_user(self, image_info):
         """The user the container runs as (non-root unless allowed)."""
@@ -592,32 +600,48 @@ class DockerSpawner(Spawner):
         image_cmd = ((image_info or {}).get("Config") or {}).get("Cmd") or []
         return list(image_cmd) + args
 
-    async def create_container(self, image, image_info):
-        """Create (not start) the container; returns its id."""
+    async def server_settings(self, image, image_info):
+        """Everything about this server that does not depend on how it runs
+        (container or swarm service): rendered names, extra config, volumes, user,
+        command, environment, labels, limits."""
         names = self.template_names(image)
         self._create_kwargs = render_nested(await self._resolve(self.extra_create_kwargs) or {}, names)
-        extra_host = render_nested(await self._resolve(self.extra_host_config) or {}, names)
-        templates = (
-            list(self.volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
-        )
+        templates = list(self.volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
         format_volume_name = None
         if self.format_volume_name is not None:
             # dockerspawner's signature: format_volume_name(template, spawner)
             format_volume_name = lambda template, _names: self.format_volume_name(template, self)  # noqa: E731
-        plan = plan_volumes(self.volumes, self.read_only_volumes, self.mounts, names, format_volume_name)
         user = await self.container_user(image_info)
-        limits = self._resolved
+        return ServerSettings(
+            image=image,
+            names=names,
+            extra_create=self._create_kwargs,
+            extra_host=render_nested(await self._resolve(self.extra_host_config) or {}, names),
+            plan=plan_volumes(self.volumes, self.read_only_volumes, self.mounts, names, format_volume_name),
+            volume_labels=self.volume_labels(templates),
+            user=user,
+            non_root=user is not None and str(user) not in ROOT_USERS,
+            command=await self.container_command(image_info),
+            environment=["%s=%s" % kv for kv in self.get_env().items()],
+            labels=self.object_labels(),
+            limits=self._resolved,
+        )
+
+    async def create_container(self, image, image_info):
+        """Create (not start) the container; returns its id."""
+        settings = await self.server_settings(image, image_info)
+        limits = settings.limits
         host_config = {
-            "binds": plan.binds,
+            "binds": settings.plan.binds,
             "links": self.links or None,
             "network_mode": self.network_name,
             "security_opt": ["no-new-privileges"],
         }
-        if plan.mounts:
-            host_config["mounts"] = plan.mounts
+        if settings.plan.mounts:
+            host_config["mounts"] = settings.plan.mounts
         if self.pids_limit and self.pids_limit > 0:
             host_config["pids_limit"] = self.pids_limit
-        if user is not None and str(user) not in ROOT_USERS:
+        if settings.non_root:
             host_config["cap_drop"] = ["ALL"]
         if limits.get("mem_limit"):
             host_config["mem_limit"] = int(limits["mem_limit"])
@@ -629,25 +653,25 @@ class DockerSpawner(Spawner):
             host_config["cpu_shares"] = max(2, int(float(limits["cpu_guarantee"]) * 1024))
         if not (self.use_internal_ip or self.use_internal_hostname):
             host_config["port_bindings"] = {self.port: (self.host_ip,)}
-        host_config.update(extra_host)
+        host_config.update(settings.extra_host)
         host_config = {k: v for k, v in host_config.items() if v is not None}
 
-        await self.create_volumes(plan, templates)
+        await self.create_volumes(settings)
         create = {
             "image": image,
             "name": self.object_name,
-            "command": await self.container_command(image_info),
-            "environment": ["%s=%s" % kv for kv in self.get_env().items()],
-            "labels": self.object_labels(),
+            "command": settings.command,
+            "environment": settings.environment,
+            "labels": settings.labels,
             "ports": [self.port],
-            "user": user,
+            "user": settings.user,
             "host_config": self.docker.client.create_host_config(**host_config),
         }
         if self.network_name not in ("bridge", "host", "none", "default"):
             create["networking_config"] = self.docker.client.create_networking_config(
                 {self.network_name: self.docker.client.create_endpoint_config()}
             )
-        create.update({k: v for k, v in self._create_kwargs.items() if k != "user"})
+        create.update({k: v for k, v in settings.extra_create.items() if k != "user"})
         create = {k: v for k, v in create.items() if v is not None}
         info = await self.docker.call("create_container", **create)
         return info["Id"]

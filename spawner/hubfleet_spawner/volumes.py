@@ -20,7 +20,7 @@ class UnsafeVolumeError(UnsafeNameError):
     """A volume or mount the spawner refuses to give a user container."""
 
 
-def _check_not_docker_socket(source):
+def check_not_docker_socket(source):
     source = posixpath.normpath(source)
     for socket_path in DOCKER_SOCKET_PATHS:
         if socket_path == source or socket_path.startswith(source.rstrip("/") + "/"):
@@ -38,7 +38,7 @@ def render_source(template, names, format_volume_name=None):
     """A bind source (host path) or a named volume, rendered and checked."""
     if _is_host_path(template):
         path = host_path(template, names)
-        _check_not_docker_socket(path)
+        check_not_docker_socket(path)
         return path
     if format_volume_name is not None:
         return volume_name(format_volume_name(template, names), names)

@@ -1,0 +1,379 @@
+"""SwarmSpawner: one Docker Swarm service (one replica) per user server.
+
+Shares DockerSpawner's names, escaping, volume templating, Docker client and labels;
+only how the server runs differs. The hub must run on a manager node (or talk to
+one) and be attached to ``network_name``, an attachable overlay network.
+
+Volumes: named volumes are local to the node a task lands on. A user's files follow
+them to another node only with a volume driver that reaches shared storage, e.g.
+``volume_driver = "local"`` with ``volume_driver_options = {"type": "nfs",
+"o": "addr=10.0.0.5,rw,nfsvers=4", "device": ":/export/home/{username}"}``.
+"""
+
+import asyncio
+import time
+
+import docker.errors
+from traitlets import Bool, CaselessStrEnum, Callable, Dict, Float, List, Unicode, Union, default
+
+from . import labels
+from .dockerspawner import DockerSpawner, _docker_message
+from .errors import SpawnError
+from .volumes import render_nested
+
+# Task states, in the order a healthy task passes through them.
+TASK_PROGRESS = {
+    "new": (30, "Service created, waiting for the scheduler"),
+    "pending": (35, "Waiting for a node that satisfies the placement"),
+    "assigned": (45, "Assigned to node {node}"),
+    "accepted": (50, "Accepted by node {node}"),
+    "preparing": (55, "Preparing on node {node} (pulling the image if needed)"),
+    "ready": (60, "Ready on node {node}"),
+    "starting": (65, "Starting on node {node}"),
+    "running": (75, "Running on node {node}"),
+}
+TASK_ACTIVE = set(TASK_PROGRESS)
+TASK_FAILED = {"failed", "rejected", "orphaned", "remove", "shutdown"}
+
+
+def _spec(value):
+    return dict(value or {})
+
+
+class SwarmSpawner(DockerSpawner):
+    """Spawn each user server as a one-replica swarm service on an overlay network."""
+
+    network_name = Unicode(
+        "jupyterhub",
+        help="The attachable overlay network user services join; the hub must be attached to it too.",
+    ).tag(config=True)
+
+    use_internal_ip = Bool(
+        True,
+        help="Reach the server at its task's address on `network_name` (the default; swarm services publish no ports).",
+    ).tag(config=True)
+
+    endpoint_mode = CaselessStrEnum(
+        ["dnsrr", "vip"],
+        default_value="dnsrr",
+        help="Service endpoint mode. `dnsrr` needs no IPVS and a virtual IP gains nothing for one task.",
+    ).tag(config=True)
+
+    placement_constraints = Union(
+        [List(Unicode()), Callable()],
+        help="""Placement constraints, e.g. ["node.labels.hubfleet.pool==gpu"], or
+        callable(spawner) -> list (may be async), so a profile or group can pick a pool.""",
+    ).tag(config=True)
+
+    placement_preferences = Union(
+        [List(), Callable()],
+        help="""Placement preferences, e.g. [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}]
+        or ["spread=node.labels.zone"], or a callable(spawner) -> list.""",
+    ).tag(config=True)
+
+    keep_off_managers = Bool(
+        True,
+        help="Add `node.role==worker` to the constraints while any worker node is ready and active, "
+        "so user servers stay off managers when there are workers.",
+    ).tag(config=True)
+
+    extra_resources_spec = Union([Dict(), Callable()], help="Merged into TaskTemplate.Resources.").tag(config=True)
+    extra_container_spec = Union([Dict(), Callable()], help="Merged into TaskTemplate.ContainerSpec.").tag(config=True)
+    extra_placement_spec = Union([Dict(), Callable()], help="Merged into TaskTemplate.Placement.").tag(config=True)
+    extra_task_spec = Union([Dict(), Callable()], help="Merged into the TaskTemplate.").tag(config=True)
+    extra_endpoint_spec = Union([Dict(), Callable()], help="Merged into the service's EndpointSpec.").tag(config=True)
+
+    volume_driver = Unicode(
+        "",
+        help="Volume driver for the named volumes of user services (created by swarm on the task's node).",
+    ).tag(config=True)
+
+    volume_driver_options = Dict(
+        help="Options for `volume_driver`; strings may use the name fields, e.g. a per-user NFS device.",
+    ).tag(config=True)
+
+    pending_grace = Float(
+        5.0,
+        help="Seconds a task may stay pending with a scheduler error (no suitable node) before the spawn fails with it.",
+    ).tag(config=True)
+
+    service_id = Unicode("")
+
+    @default("pull_policy")
+    def _pull_policy_default(self):
+        # Each node pulls for itself; the hub's engine need not hold the image.
+        return "skip"
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.service_id = state.get("service_id", "")
+
+    def get_state(self):
+        state = super().get_state()
+        if self.service_id:
+            state["service_id"] = self.service_id
+            state["service_name"] = self.container_name
+        return state
+
+    def clear_state(self):
+        super().clear_state()
+        self.service_id = ""
+
+    # --- building the service -------------------------------------------------------
+
+    async def placement(self):
+        constraints = list(await self._resolve(self.placement_constraints) or [])
+        if self.keep_off_managers and not any(c.replace(" ", "").startswith("node.role") for c in constraints):
+            nodes = await self.docker.call("nodes", filters={"role": "worker"})
+            if any(
+                n.get("Status", {}).get("State") == "ready" and n.get("Spec", {}).get("Availability") == "active"
+                for n in nodes
+            ):
+                constraints.append("node.role==worker")
+        preferences = []
+        for preference in await self._resolve(self.placement_preferences) or []:
+            if isinstance(preference, str):
+                strategy, _, descriptor = preference.partition("=")
+                preference = {strategy.capitalize(): {"SpreadDescriptor": descriptor}}
+            preferences.append(preference)
+        placement = {"Constraints": constraints}
+        if preferences:
+            placement["Preferences"] = preferences
+        placement.update(_spec(await self._resolve(self.extra_placement_spec)))
+        return placement
+
+    def service_mounts(self, settings):
+        """Binds and mounts as swarm Mount specs; named volumes get the driver and labels."""
+        driver = None
+        if self.volume_driver:
+            driver = {"Name": self.volume_driver, "Options": render_nested(self.volume_driver_options, settings.names)}
+        mounts = []
+        for source, spec in settings.plan.binds.items():
+            mount = {"Target": spec["bind"], "Source": source, "ReadOnly": spec["mode"] == "ro"}
+            if source.startswith("/"):
+                mount["Type"] = "bind"
+            else:
+                mount["Type"] = "volume"
+                mount["VolumeOptions"] = {"Labels": settings.volume_labels}
+                if driver:
+                    mount["VolumeOptions"]["DriverConfig"] = driver
+            mounts.append(mount)
+        mounts.extend(settings.plan.mounts)
+        return mounts
+
+    async def service_spec(self, image, image_info):
+        """The full create_service arguments for this user server."""
+        settings = await self.server_settings(image, image_info)
+        limits = settings.limits
+        container = {
+            "Image": image,
+            "Env": settings.environment,
+            "Labels": settings.labels,
+            "Mounts": self.service_mounts(settings),
+            "StopGracePeriod": int(self.stop_timeout * 1e9),
+        }
+        if settings.command:
+            container["Command"] = settings.command
+        if settings.user is not None:
+            container["User"] = str(settings.user)
+        if settings.non_root:
+            container["CapabilityDrop"] = ["ALL"]
+        container.update({k: v for k, v in settings.extra_create.items() if k in ("Hostname", "Dir", "Groups")})
+        container.update(_spec(await self._resolve(self.extra_container_spec)))
+
+        resources = {"Limits": {}, "Reservations": {}}
+        if limits.get("mem_limit"):
+            resources["Limits"]["MemoryBytes"] = int(limits["mem_limit"])
+        if limits.get("cpu_limit"):
+            resources["Limits"]["NanoCPUs"] = int(float(limits["cpu_limit"]) * 1e9)
+        if self.pids_limit and self.pids_limit > 0:
+            resources["Limits"]["Pids"] = self.pids_limit
+        if limits.get("mem_guarantee"):
+            resources["Reservations"]["MemoryBytes"] = int(limits["mem_guarantee"])
+        if limits.get("cpu_guarantee"):
+            resources["Reservations"]["NanoCPUs"] = int(float(limits["cpu_guarantee"]) * 1e9)
+        resources.update(_spec(await self._resolve(self.extra_resources_spec)))
+
+        task = {
+            "ContainerSpec": container,
+            "Resources": resources,
+            # A server that dies stays dead; the hub notices and the user restarts it.
+            "RestartPolicy": {"Condition": "none"},
+            "Placement": await self.placement(),
+            "Networks": [{"Target": self.network_name}],
+        }
+        task.update(_spec(await self._resolve(self.extra_task_spec)))
+        endpoint = {"Mode": self.endpoint_mode}
+        endpoint.update(_spec(await self._resolve(self.extra_endpoint_spec)))
+        return {
+            "task_template": task,
+            "name": self.object_name,
+            "labels": settings.labels,
+            "mode": {"Replicated": {"Replicas": 1}},
+            "endpoint_spec": endpoint,
+        }
+
+    # --- Docker steps ----------------------------------------------------------------
+
+    async def check_network(self):
+        try:
+            network = await self.docker.call("inspect_network", self.network_name)
+        except docker.errors.NotFound:
+            raise SpawnError(
+                "The swarm network %r (SwarmSpawner.network_name) does not exist. "
+                "Ask an administrator to create it as an attachable overlay network." % self.network_name
+            )
+        if network.get("Driver") != "overlay":
+            raise SpawnError(
+                "The network %r is a %s network; swarm services need an overlay network."
+                % (self.network_name, network.get("Driver"))
+            )
+
+    async def find_services(self):
+        found = await self.docker.call(
+            "services", filters={"label": labels.label_filters(hub=self.hub_label, user=self.user.name)}
+        )
+        return [s for s in found if labels.matches(s.get("Spec", {}).get("Labels"), server=self.name or "")]
+
+    async def remove_service(self, service_id):
+        try:
+            await self.docker.call("remove_service", service_id)
+        except docker.errors.NotFound:
+            pass
+
+    async def tasks(self):
+        return await self.docker.call("tasks", filters={"service": self.service_id})
+
+    @staticmethod
+    def newest(tasks):
+        return max(tasks, key=lambda t: (t.get("Version", {}).get("Index", 0), t.get("CreatedAt", ""))) if tasks else None
+
+    async def node_name(self, task):
+        node_id = task.get("NodeID")
+        if not node_id:
+            return "?"
+        try:
+            node = await self.docker.call("inspect_node", node_id)
+        except docker.errors.APIError:
+            return node_id[:12]
+        return node.get("Description", {}).get("Hostname") or node_id[:12]
+
+    def task_address(self, task):
+        for attachment in task.get("NetworksAttachments") or []:
+            if attachment.get("Network", {}).get("Spec", {}).get("Name") == self.network_name:
+                addresses = attachment.get("Addresses") or []
+                if addresses:
+                    return addresses[0].split("/")[0]
+        return None
+
+    async def wait_for_task(self):
+        """Follow the task to running, reporting its states; return the running task."""
+        reported = None
+        pending_error_since = None
+        delay = 0.2
+        while True:
+            task = self.newest(await self.tasks())
+            if task is not None:
+                status = task.get("Status", {})
+                state = status.get("State", "new")
+                if state != reported and state in TASK_PROGRESS:
+                    progress, message = TASK_PROGRESS[state]
+                    self.emit(progress, message.format(node=await self.node_name(task)))
+                    reported = state
+                if state in TASK_FAILED or state == "complete":
+                    raise SpawnError(
+                        "The swarm task for this server %s: %s"
+                        % (state, status.get("Err") or status.get("Message") or "no reason given")
+                    )
+                if state == "pending" and status.get("Err"):
+                    pending_error_since = pending_error_since or time.monotonic()
+                    if time.monotonic() - pending_error_since > self.pending_grace:
+                        raise SpawnError("The swarm cannot place this server: %s" % status["Err"])
+                else:
+                    pending_error_since = None
+                if state == "running":
+                    return task
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def _start(self):
+        image = await self.resolve_image()
+        self._resolved = await self.resolved_limits()
+        self.container_name = self.object_name
+        self.emit(5, "Preparing %s" % image)
+        await self.check_network()
+        image_info = await self.ensure_image(image)
+        for stale in await self.find_services():
+            await self.remove_service(stale["ID"])
+        spec = await self.service_spec(image, image_info)
+        self.emit(20, "Creating the swarm service")
+        created = await self.docker.call("create_service", **spec)
+        self.service_id = created["ID"]
+        try:
+            task = await self.wait_for_task()
+        except SpawnError:
+            await self.remove_service(self.service_id)
+            raise
+        if self.use_internal_hostname:
+            ip = self.container_name
+        else:
+            ip = self.task_address(task)
+            if not ip:
+                raise SpawnError("The server's task has no address on network %r." % self.network_name)
+        self.emit(80, "Waiting for the server to answer")
+        await self.wait_for_server_address(ip, self.port)
+        self.emit(95, "Server is up")
+        return ip, self.port
+
+    async def wait_for_server_address(self, ip, port):
+        """Return once the server accepts connections; fail at once if its task ends."""
+        delay = 0.1
+        while True:
+            task = self.newest(await self.tasks())
+            state = (task or {}).get("Status", {}).get("State")
+            if state != "running":
+                status = (task or {}).get("Status", {})
+                raise SpawnError(
+                    "The server's task stopped while starting (%s): %s"
+                    % (state, status.get("Err") or status.get("ContainerStatus", {}).get("ExitCode"))
+                )
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=2)
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+                continue
+            writer.close()
+            return
+
+    async def poll(self):
+        if self._starting:
+            return None
+        if not self.service_id:
+            return 0
+        try:
+            task = self.newest(await self.tasks())
+        except docker.errors.NotFound:
+            return 0
+        if task is None:
+            # The service exists but has no task yet (or the service is gone).
+            try:
+                await self.docker.call("inspect_service", self.service_id)
+            except docker.errors.NotFound:
+                return 0
+            return None
+        state = task.get("Status", {}).get("State")
+        if state in TASK_ACTIVE:
+            return None
+        exit_code = task.get("Status", {}).get("ContainerStatus", {}).get("ExitCode")
+        return exit_code if exit_code is not None else 0
+
+    async def stop(self, now=False):
+        ids = [self.service_id] if self.service_id else []
+        try:
+            ids += [s["ID"] for s in await self.find_services() if s["ID"] not in ids]
+        except docker.errors.APIError as e:
+            self.log.warning("Listing services of %s failed: %s", self._log_name, _docker_message(e))
+        for service_id in ids:
+            await self.remove_service(service_id)
+        self.service_id = ""
