@@ -1,0 +1,97 @@
+"""SwarmSpawner's translation of dockerspawner settings into swarm specs (pure logic)."""
+
+from types import SimpleNamespace
+
+import pytest
+from traitlets.config import Config
+
+from hubfleet_spawner import SwarmSpawner
+from hubfleet_spawner.naming import template_names
+from hubfleet_spawner.volumes import plan_volumes
+
+
+class FakeDocker:
+    """Answers the one question placement asks: which worker nodes exist."""
+
+    def __init__(self, workers):
+        self.workers = workers
+
+    async def call(self, method, **kwargs):
+        assert method == "nodes" and kwargs == {"filters": {"role": "worker"}}
+        return self.workers
+
+
+def spawner(workers=(), **config):
+    c = Config()
+    for key, value in config.items():
+        setattr(c.SwarmSpawner, key, value)
+    s = SwarmSpawner(config=c)
+    s.__dict__["_fake_docker"] = FakeDocker(list(workers))
+    return s
+
+
+@pytest.fixture(autouse=True)
+def fake_docker(monkeypatch):
+    monkeypatch.setattr(SwarmSpawner, "docker", property(lambda self: self.__dict__["_fake_docker"]))
+
+
+READY_WORKER = {"Status": {"State": "ready"}, "Spec": {"Availability": "active"}}
+DRAINED_WORKER = {"Status": {"State": "ready"}, "Spec": {"Availability": "drain"}}
+
+
+async def test_servers_stay_off_managers_when_a_worker_is_available():
+    placement = await spawner([READY_WORKER]).placement()
+    assert placement["Constraints"] == ["node.role==worker"]
+
+
+async def test_a_swarm_of_managers_only_gets_no_role_constraint():
+    assert (await spawner([DRAINED_WORKER]).placement())["Constraints"] == []
+    assert (await spawner([]).placement())["Constraints"] == []
+
+
+async def test_constraints_and_preferences_from_config_and_callables():
+    s = spawner(
+        [READY_WORKER],
+        placement_constraints=lambda sp: ["node.labels.hubfleet.pool==gpu"],
+        placement_preferences=["spread=node.labels.zone"],
+        extra_placement_spec={"MaxReplicas": 1},
+    )
+    placement = await s.placement()
+    assert placement["Constraints"] == ["node.labels.hubfleet.pool==gpu", "node.role==worker"]
+    assert placement["Preferences"] == [{"Spread": {"SpreadDescriptor": "node.labels.zone"}}]
+    assert placement["MaxReplicas"] == 1
+
+
+async def test_an_explicit_role_constraint_is_respected():
+    s = spawner([READY_WORKER], placement_constraints=["node.role == manager"])
+    assert (await s.placement())["Constraints"] == ["node.role == manager"]
+
+
+def test_named_volumes_carry_driver_options_and_labels():
+    s = spawner(volume_driver="local", volume_driver_options={"type": "nfs", "device": ":/export/{username}"})
+    names = template_names("alice", prefix="jupyter")
+    settings = SimpleNamespace(
+        names=names,
+        plan=plan_volumes({"jupyter-user-{username}": "/home/jovyan/work", "/srv/data": {"bind": "/data", "mode": "ro"}}, {}, [], names),
+        volume_labels={"hubfleet.kind": "user-volume"},
+    )
+    mounts = s.service_mounts(settings)
+    assert {
+        "Type": "volume",
+        "Source": "jupyter-user-alice",
+        "Target": "/home/jovyan/work",
+        "ReadOnly": False,
+        "VolumeOptions": {
+            "Labels": {"hubfleet.kind": "user-volume"},
+            "DriverConfig": {"Name": "local", "Options": {"type": "nfs", "device": ":/export/alice"}},
+        },
+    } in mounts
+    assert {"Type": "bind", "Source": "/srv/data", "Target": "/data", "ReadOnly": True} in mounts
+
+
+def test_swarm_defaults():
+    s = SwarmSpawner()
+    assert s.endpoint_mode == "dnsrr"
+    assert s.use_internal_ip is True
+    assert s.pull_policy == "skip"
+    assert s.keep_off_managers is True
