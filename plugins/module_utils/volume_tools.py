@@ -148,13 +148,13 @@ class VolumeArchiver(object):
         return False
 
     def _open_stream(self):
-        stream, _ = self.client.get_archive(self._container, HELPER_MOUNT)
+        stream, dummy_stat = self.client.get_archive(self._container, HELPER_MOUNT)
         return tarfile.open(fileobj=_ChunkReader(stream), mode="r|")
 
     def is_empty(self):
         """Whether the volume holds no entry besides its root (reads at most two)."""
         with self._open_stream() as archive:
-            for count, _ in enumerate(archive):
+            for count, dummy_member in enumerate(archive):
                 if count >= 1:
                     return False
         return True

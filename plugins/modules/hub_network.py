@@ -14,11 +14,11 @@ description:
   - Creates, checks and removes a bridge network (single Docker host) or an overlay network (Docker Swarm).
   - Docker cannot change a network's options in place. A difference fails with the difference shown,
     unless O(recreate=true).
-  - A network that containers or swarm services use is never removed or recreated unless O(force=true):
+  - A network that containers or swarm services use is never removed or recreated unless O(force=true);
     then its containers are disconnected first (and connected again after a recreate, with their aliases).
     A network that swarm services use is always refused; update or remove those services first.
 author:
-  - Hubfleet contributors
+  - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
 attributes:
@@ -291,10 +291,11 @@ class HubNetworkManager(object):
                 services=services,
             )
         if containers and not self.params["force"]:
+            names = [name for dummy_id, name in containers]
             self.module.fail_json(
                 msg="Network %s is used by container(s) %s; refusing to %s it. Set force: true to disconnect them first."
-                % (self.name, ", ".join(name for _, name in containers), why),
-                containers=[name for _, name in containers],
+                % (self.name, ", ".join(names), why),
+                containers=names,
             )
         return containers
 

@@ -22,7 +22,7 @@ description:
     mounts the volume and is created but never started. The helper O(image) must already be on the engine
     (nothing is pulled) but needs no programs at all, and the daemon may be remote.
 author:
-  - Hubfleet contributors
+  - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
 attributes:

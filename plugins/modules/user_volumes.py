@@ -19,7 +19,7 @@ description:
   - Removal touches only the volumes of the users named, refuses volumes that any container mounts,
     and needs O(confirm=true).
 author:
-  - Hubfleet contributors
+  - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
 attributes:
