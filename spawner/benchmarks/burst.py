@@ -1,0 +1,316 @@
+"""Burst benchmark: N users start their servers at once, measured three ways in one run.
+
+    .venv/bin/python spawner/benchmarks/burst.py --users 50
+
+1. raw Docker: the same N containers created and started straight through the Docker
+   API with unbounded concurrency, each waited for until its server answers HTTP;
+2. dockerspawner 14 (installed from PyPI into its own virtualenv under .cache/) behind
+   a real JupyterHub + CHP;
+3. Hubfleet's DockerSpawner behind the same hub settings.
+
+For each hub it prints the burst (total, p50, p95, max), stopping all servers at
+once, Docker API requests per poll cycle with N servers running (counted by a proxy
+in front of the Docker socket) and a hub restart with N servers running (time until
+the hub serves and every server is ready again, and how many containers restarted).
+Then the ratios Hubfleet/raw and Hubfleet/dockerspawner. This is a measurement to
+run by hand, not a test: nothing here asserts a time.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+DOCKERSPAWNER_VENV = ROOT / ".cache" / "bench-dockerspawner-venv"
+DOCKERSPAWNER_REQUIREMENTS = ["jupyterhub==6.1.1", "dockerspawner==14.0.0", "requests"]
+BENCH_LABEL = "hubfleet.benchmark"
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(latencies):
+    return {
+        "total": max(latencies) if latencies else float("nan"),
+        "p50": percentile(latencies, 0.5),
+        "p95": percentile(latencies, 0.95),
+        "max": max(latencies) if latencies else float("nan"),
+    }
+
+
+# --- counting the Docker API requests a hub makes ------------------------------------
+
+
+class CountingDockerProxy:
+    """A Unix-socket proxy in front of the Docker socket that counts HTTP requests."""
+
+    REQUEST_LINE = re.compile(rb"(?:GET|POST|PUT|DELETE|HEAD) /\S* HTTP/1\.[01]\r\n")
+
+    def __init__(self, path, upstream="/var/run/docker.sock"):
+        self.path = path
+        self.upstream = upstream
+        self.count = 0
+        self._ready = threading.Event()
+
+    def start(self):
+        threading.Thread(target=self._serve, daemon=True, name="counting-proxy").start()
+        self._ready.wait(10)
+        return self
+
+    def _serve(self):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(asyncio.start_unix_server(self._handle, path=self.path))
+        self._ready.set()
+        loop.run_forever()
+
+    async def _pipe(self, reader, writer, count):
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                if count:
+                    self.count += len(self.REQUEST_LINE.findall(chunk))
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, client_reader, client_writer):
+        upstream_reader, upstream_writer = await asyncio.open_unix_connection(self.upstream)
+        await asyncio.gather(
+            self._pipe(client_reader, upstream_writer, True),
+            self._pipe(upstream_reader, client_writer, False),
+        )
+
+
+# --- raw Docker --------------------------------------------------------------------------
+
+
+def raw_phase(image, users, run_id):
+    import docker
+    import requests
+
+    client = docker.from_env(max_pool_size=users + 4)
+    label = {BENCH_LABEL: run_id}
+
+    def one(index):
+        base_url = "/user/raw%d/" % index
+        started = time.monotonic()
+        container = client.containers.run(
+            image,
+            [
+                "jupyter", "lab", "--no-browser", "--ServerApp.ip=0.0.0.0", "--ServerApp.port=8888",
+                "--IdentityProvider.token=", "--ServerApp.base_url=" + base_url,
+            ],
+            detach=True,
+            labels=label,
+            ports={"8888/tcp": ("127.0.0.1", None)},
+            name="hfbench-raw-%s-%d" % (run_id, index),
+        )
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["8888/tcp"][0]["HostPort"]
+        while True:
+            try:
+                if requests.get("http://127.0.0.1:%s%sapi" % (port, base_url), timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+
+    burst_start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=users) as pool:
+        latencies = list(pool.map(one, range(users)))
+    total = time.monotonic() - burst_start
+    stop_start = time.monotonic()
+    containers = client.containers.list(all=True, filters={"label": "%s=%s" % (BENCH_LABEL, run_id)})
+    with ThreadPoolExecutor(max_workers=users) as pool:
+        list(pool.map(lambda c: c.remove(force=True), containers))
+    result = summary(latencies)
+    result.update(total=total, stop=time.monotonic() - stop_start)
+    return result
+
+
+# --- a hub phase (runs inside the virtualenv of the spawner being measured) -------------------
+
+
+def hub_phase(args):
+    from testbed.hub import Hub
+
+    workdir = Path(tempfile.mkdtemp(prefix="hfbench-%s-" % args.spawner))
+    proxy = CountingDockerProxy(str(workdir / "docker.sock")).start()
+    run_id = "b" + os.urandom(3).hex()
+    extra = [
+        "c.Spawner.poll_interval = %d" % args.poll_interval,
+        "c.DockerSpawner.client_kwargs = {'base_url': 'unix://%s'}" % proxy.path,
+        "c.DockerSpawner.remove = True",
+        "c.JupyterHub.concurrent_spawn_limit = 0",
+        "c.JupyterHub.active_server_limit = 0",
+        "c.JupyterHub.init_spawners_timeout = 60",
+    ]
+    if args.spawner == "dockerspawner":
+        extra += [
+            "c.JupyterHub.spawner_class = 'dockerspawner.DockerSpawner'",
+            # dockerspawner has no hubfleet labels: add ours so the benchmark can find its containers.
+            "c.DockerSpawner.extra_create_kwargs = {'labels': {'hubfleet.hub': %r, 'hubfleet.benchmark': 'dockerspawner'}}"
+            % run_id,
+        ]
+    hub = Hub(workdir, image=args.image, extra_config="\n".join(extra) + "\n", prefix=run_id)
+    users = ["u%03d" % i for i in range(args.users)]
+    result = {}
+    try:
+        hub.start()
+        hub.api("POST", "/users", json={"usernames": users}).raise_for_status()
+
+        ready_at = {}
+        burst_start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(users)) as pool:
+            responses = pool.map(lambda u: hub.api("POST", "/users/%s/server" % u, timeout=600).status_code, users)
+            result["spawn_status_codes"] = sorted(set(responses))
+        while len(ready_at) < len(users) and time.monotonic() - burst_start < args.timeout:
+            now = time.monotonic() - burst_start
+            for model in hub.api("GET", "/users", params={"state": "ready"}).json():
+                ready_at.setdefault(model["name"], now)
+            time.sleep(0.5)
+        result["burst"] = summary(list(ready_at.values()))
+        result["ready"] = len(ready_at)
+        failed = [u for u in users if u not in ready_at]
+        result["failed"] = len(failed)
+
+        # Docker API requests per poll cycle with every server running.
+        proxy.count = 0
+        time.sleep(args.poll_interval * args.poll_cycles)
+        result["docker_requests_per_poll_cycle"] = proxy.count / args.poll_cycles
+
+        # Hub restart with every server running.
+        started_at = {c.id: c.attrs["State"]["StartedAt"] for c in hub.containers()}
+        restart_start = time.monotonic()
+        hub.restart()
+        serving = time.monotonic() - restart_start
+        while time.monotonic() - restart_start < args.timeout:
+            ready = hub.api("GET", "/users", params={"state": "ready"}).json()
+            if len(ready) >= len(ready_at):
+                break
+            time.sleep(0.2)
+        result["restart"] = {
+            "serving_after": serving,
+            "all_ready_after": time.monotonic() - restart_start,
+            "ready": len(ready),
+            "containers_restarted": sum(
+                1 for c in hub.containers() if started_at.get(c.id) != c.attrs["State"]["StartedAt"]
+            ),
+        }
+
+        # Stop every server at once.
+        stop_start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(users)) as pool:
+            list(pool.map(lambda u: hub.api("DELETE", "/users/%s/server" % u, timeout=600), users))
+        while time.monotonic() - stop_start < args.timeout:
+            if not hub.api("GET", "/users", params={"state": "active"}).json():
+                break
+            time.sleep(0.2)
+        result["stop"] = time.monotonic() - stop_start
+        result["orphaned_containers"] = len(hub.containers())
+    finally:
+        hub.stop()
+        hub.cleanup()
+    Path(args.json_out).write_text(json.dumps(result))
+
+
+# --- orchestration -------------------------------------------------------------------------------
+
+
+def ensure_dockerspawner_venv():
+    python = DOCKERSPAWNER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(DOCKERSPAWNER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *DOCKERSPAWNER_REQUIREMENTS], check=True)
+    return python
+
+
+def run_hub_phase(python, spawner, args):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [
+            str(python), __file__, "--phase", "hub", "--spawner", spawner, "--users", str(args.users),
+            "--image", args.image, "--poll-interval", str(args.poll_interval),
+            "--poll-cycles", str(args.poll_cycles), "--timeout", str(args.timeout), "--json-out", out.name,
+        ]
+        subprocess.run(command, check=True)
+        return json.loads(Path(out.name).read_text())
+
+
+def fmt(seconds):
+    return "%7.1f s" % seconds
+
+
+def report(n, raw, hubs):
+    print("\n== Burst of %d servers (image %s) ==" % (n, ARGS.image))
+    print("%-14s %9s %9s %9s %9s %9s" % ("", "total", "p50", "p95", "max", "stop all"))
+    print("%-14s %s %s %s %s %s" % ("raw Docker", fmt(raw["total"]), fmt(raw["p50"]), fmt(raw["p95"]), fmt(raw["max"]), fmt(raw["stop"])))
+    for name, r in hubs.items():
+        b = r["burst"]
+        print("%-14s %s %s %s %s %s   ready %d/%d" % (name, fmt(b["total"]), fmt(b["p50"]), fmt(b["p95"]), fmt(b["max"]), fmt(r["stop"]), r["ready"], n))
+    print("\n%-14s %22s %18s %20s %14s" % ("", "Docker req/poll cycle", "restart: serving", "restart: all ready", "restarted"))
+    for name, r in hubs.items():
+        s = r["restart"]
+        print("%-14s %22.1f %18s %20s %14d" % (name, r["docker_requests_per_poll_cycle"], fmt(s["serving_after"]), fmt(s["all_ready_after"]), s["containers_restarted"]))
+    if "hubfleet" in hubs:
+        h = hubs["hubfleet"]["burst"]["total"]
+        print("\nHubfleet / raw Docker:     %.2fx" % (h / raw["total"]))
+        if "dockerspawner" in hubs:
+            print("Hubfleet / dockerspawner:  %.2fx" % (h / hubs["dockerspawner"]["burst"]["total"]))
+    for name, r in hubs.items():
+        print("%s: failed spawns %d, orphaned containers after stop %d, spawn request codes %s"
+              % (name, r["failed"], r["orphaned_containers"], r["spawn_status_codes"]))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--image", default="")
+    parser.add_argument("--poll-interval", type=int, default=10)
+    parser.add_argument("--poll-cycles", type=int, default=3)
+    parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--skip", action="append", default=[], choices=["raw", "dockerspawner", "hubfleet"])
+    parser.add_argument("--phase", default="all", choices=["all", "hub"], help=argparse.SUPPRESS)
+    parser.add_argument("--spawner", default="hubfleet", help=argparse.SUPPRESS)
+    parser.add_argument("--json-out", default="", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
+    if ARGS.phase == "hub":
+        hub_phase(ARGS)
+        sys.exit(0)
+    from testbed.images import singleuser_image
+
+    ARGS.image = ARGS.image or singleuser_image()
+    raw = raw_phase(ARGS.image, ARGS.users, "r" + os.urandom(3).hex()) if "raw" not in ARGS.skip else None
+    hubs = {}
+    if "dockerspawner" not in ARGS.skip:
+        hubs["dockerspawner"] = run_hub_phase(ensure_dockerspawner_venv(), "dockerspawner", ARGS)
+    if "hubfleet" not in ARGS.skip:
+        hubs["hubfleet"] = run_hub_phase(sys.executable, "hubfleet", ARGS)
+    print(json.dumps({"raw": raw, **hubs}, indent=1))
+    if raw:
+        report(ARGS.users, raw, hubs)
