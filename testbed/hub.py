@@ -46,7 +46,9 @@ def bridge_gateway(client, network="bridge"):
     return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
-CONFIG_TEMPLATE = """\
+# Where this hub listens and keeps its state: differs between a hub process on this
+# machine (Hub) and a hub container in a swarm (testbed.swarm.SwarmHub).
+PROCESS_CONFIG_TEMPLATE = """\
 import json, os
 c = get_config()  # noqa
 c.JupyterHub.ip = "127.0.0.1"
@@ -59,6 +61,10 @@ c.ConfigurableHTTPProxy.auth_token = {proxy_token!r}
 c.JupyterHub.db_url = "sqlite:///" + {db!r}
 c.JupyterHub.cookie_secret_file = {cookie!r}
 c.JupyterHub.pid_file = {pidfile!r}
+"""
+
+# What every test hub shares: users, the test service's token, the spawner, overrides.
+COMMON_CONFIG_TEMPLATE = """\
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 5
@@ -67,7 +73,7 @@ c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{"admin"}}
 c.JupyterHub.services = [{{"name": "testbed", "api_token": {api_token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "testbed", "scopes": ["admin:users", "admin:servers", "access:servers", "read:users", "tokens"], "services": ["testbed"]}}]
-c.JupyterHub.spawner_class = "hubfleet-docker"
+c.JupyterHub.spawner_class = {spawner_class!r}
 c.Spawner.start_timeout = 120
 c.Spawner.poll_interval = 3
 c.Spawner.http_timeout = 60
@@ -86,105 +92,15 @@ def _apply_overrides(spawner):
 c.Spawner.pre_spawn_hook = _apply_overrides
 """
 
+CONFIG_TEMPLATE = PROCESS_CONFIG_TEMPLATE + COMMON_CONFIG_TEMPLATE
 
-class Hub:
-    """One JupyterHub process with its proxy, in ``workdir``."""
 
-    def __init__(self, workdir, image, extra_config="", prefix=None):
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.image = image
-        self.extra_config = extra_config
-        self.hub_label = prefix or "hft" + secrets.token_hex(3)
-        self.prefix = self.hub_label
-        self.docker = docker.from_env()
-        self.proxy_port = free_port()
-        self.hub_port = free_port()
-        self.proxy_api_port = free_port()
-        self.api_token = secrets.token_hex(16)
-        self.proxy_token = secrets.token_hex(16)
-        self.process = None
-        self.overrides = {}
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.proxy_port
+class HubAPI:
+    """The REST helpers of a test hub: needs ``url``, ``api_token`` and ``log_tail()``."""
 
     @property
     def api_url(self):
         return self.url + "/hub/api"
-
-    def write_config(self):
-        config = CONFIG_TEMPLATE.format(
-            proxy_port=self.proxy_port,
-            hub_ip=bridge_gateway(self.docker),
-            hub_port=self.hub_port,
-            proxy_api_port=self.proxy_api_port,
-            chp=str(CHP),
-            proxy_token=self.proxy_token,
-            db=str(self.workdir / "jupyterhub.sqlite"),
-            cookie=str(self.workdir / "cookie_secret"),
-            pidfile=str(self.workdir / "jupyterhub.pid"),
-            api_token=self.api_token,
-            image=self.image,
-            prefix=self.prefix,
-            hub_label=self.hub_label,
-            overrides=str(self.workdir / "overrides.json"),
-        )
-        (self.workdir / "jupyterhub_config.py").write_text(config + "\n" + self.extra_config + "\n")
-
-    def set_overrides(self, username, **traits):
-        """Spawner trait values for one user's next spawns (applied by pre_spawn_hook)."""
-        self.overrides[username] = traits
-        (self.workdir / "overrides.json").write_text(json.dumps(self.overrides))
-
-    def start(self, timeout=60):
-        if not CHP.exists():
-            raise RuntimeError("configurable-http-proxy is missing: run testbed/bootstrap.sh")
-        self.write_config()
-        log = open(self.workdir / "jupyterhub.log", "ab")
-        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-        self.process = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "jupyterhub"), "-f", "jupyterhub_config.py"],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("JupyterHub exited:\n" + self.log_tail())
-            try:
-                if requests.get(self.api_url, timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("JupyterHub did not answer within %ss:\n%s" % (timeout, self.log_tail()))
-
-    def stop(self, timeout=30):
-        """End the hub process we started (and with it the proxy it started)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def restart(self):
-        self.stop()
-        return self.start()
-
-    def log_tail(self, lines=60):
-        path = self.workdir / "jupyterhub.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    # --- REST API -------------------------------------------------------------------
 
     def api(self, method, path, **kwargs):
         headers = kwargs.pop("headers", {})
@@ -259,6 +175,101 @@ class Hub:
 
     def user_server_get(self, user, path, server=""):
         return self.user_server("GET", user, path, server)
+
+
+class Hub(HubAPI):
+    """One JupyterHub process with its proxy, in ``workdir``."""
+
+    def __init__(self, workdir, image, extra_config="", prefix=None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.image = image
+        self.extra_config = extra_config
+        self.hub_label = prefix or "hft" + secrets.token_hex(3)
+        self.prefix = self.hub_label
+        self.docker = docker.from_env()
+        self.proxy_port = free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.api_token = secrets.token_hex(16)
+        self.proxy_token = secrets.token_hex(16)
+        self.process = None
+        self.overrides = {}
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.proxy_port
+
+    def write_config(self):
+        config = CONFIG_TEMPLATE.format(
+            proxy_port=self.proxy_port,
+            hub_ip=bridge_gateway(self.docker),
+            hub_port=self.hub_port,
+            proxy_api_port=self.proxy_api_port,
+            chp=str(CHP),
+            proxy_token=self.proxy_token,
+            db=str(self.workdir / "jupyterhub.sqlite"),
+            cookie=str(self.workdir / "cookie_secret"),
+            pidfile=str(self.workdir / "jupyterhub.pid"),
+            api_token=self.api_token,
+            spawner_class="hubfleet-docker",
+            image=self.image,
+            prefix=self.prefix,
+            hub_label=self.hub_label,
+            overrides=str(self.workdir / "overrides.json"),
+        )
+        (self.workdir / "jupyterhub_config.py").write_text(config + "\n" + self.extra_config + "\n")
+
+    def set_overrides(self, username, **traits):
+        """Spawner trait values for one user's next spawns (applied by pre_spawn_hook)."""
+        self.overrides[username] = traits
+        (self.workdir / "overrides.json").write_text(json.dumps(self.overrides))
+
+    def start(self, timeout=60):
+        if not CHP.exists():
+            raise RuntimeError("configurable-http-proxy is missing: run testbed/bootstrap.sh")
+        self.write_config()
+        log = open(self.workdir / "jupyterhub.log", "ab")
+        env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        self.process = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "jupyterhub"), "-f", "jupyterhub_config.py"],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("JupyterHub exited:\n" + self.log_tail())
+            try:
+                if requests.get(self.api_url, timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("JupyterHub did not answer within %ss:\n%s" % (timeout, self.log_tail()))
+
+    def stop(self, timeout=30):
+        """End the hub process we started (and with it the proxy it started)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def log_tail(self, lines=60):
+        path = self.workdir / "jupyterhub.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     # --- Docker objects ---------------------------------------------------------------
 

@@ -1,12 +1,14 @@
 """Build the images the tests need, from Debian packages, cached by content hash.
 
-    python -m testbed.images          # prints the singleuser image reference
+    python -m testbed.images                    # prints the singleuser image reference
+    python -m testbed.images singleuser hub node  # builds and prints each
 
 The base image comes from roles/images/files/build-base-image.sh (debootstrap, no
-registry); the singleuser image from roles/images/files/singleuser/Dockerfile — the
-same definitions the `images` role deploys, so tests run what operators run. The
-tag hashes every input (Dockerfile, base image id, build args, CA bundle), so a
-rerun with the same inputs does not build again.
+registry); the singleuser and hub images from roles/images/files/{singleuser,hub}/Dockerfile
+— the same definitions the `images` role deploys, so tests run what operators run. The
+swarm test bed's Docker-in-Docker host comes from testbed/node/. Each tag hashes every
+input (Dockerfile, base image id, build args, CA bundle, copied sources), so a rerun with
+the same inputs does not build again.
 """
 
 import hashlib
@@ -20,7 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_FILES = ROOT / "roles" / "images" / "files"
 HOST_CA_BUNDLE = Path(os.environ.get("HUBFLEET_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+NODE_FILES = ROOT / "testbed" / "node"
 SINGLEUSER_REPOSITORY = "hubfleet/singleuser"
+HUB_REPOSITORY = "hubfleet/hub"
+NODE_REPOSITORY = "hubfleet-test/swarm-node"
 TEST_LABEL = "hubfleet.test"
 
 
@@ -58,6 +63,37 @@ def _image_exists(ref):
     )
 
 
+def content_hash(*parts):
+    """A short hex digest of byte strings, each hashed on its own so boundaries count."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:16]
+
+
+def _tree_bytes(root, skip=("tests", "build", "dist", "__pycache__", ".pytest_cache")):
+    """Every file below ``root`` as (relative path, content) pairs in a stable order."""
+    files = []
+    for path in sorted(Path(root).rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_dir() or path.suffix == ".pyc":
+            continue
+        if any(part in skip or part.endswith(".egg-info") for part in relative.parts):
+            continue
+        files.append((str(relative), path.read_bytes()))
+    return files
+
+
+def _build(ref, context, build_args, image_label, what):
+    """``docker build`` the prepared ``context`` directory as ``ref``."""
+    _log("building %s (%s)" % (ref, what))
+    command = ["docker", "build", "--quiet", "--label", "org.hubfleet.image=%s" % image_label, "--tag", ref]
+    for key, value in build_args.items():
+        command += ["--build-arg", "%s=%s" % (key, value)]
+    subprocess.run(command + [str(context)], check=True, stdout=subprocess.DEVNULL)
+    return ref
+
+
 def singleuser_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     """Build (or find) the singleuser image matching the hub's JupyterHub version."""
     if jupyterhub_version is None:
@@ -66,31 +102,86 @@ def singleuser_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
         jupyterhub_version = jupyterhub.__version__
     base = base_image()
     dockerfile = (IMAGE_FILES / "singleuser" / "Dockerfile").read_bytes()
-    ca_bytes = ca_bundle.read_bytes() if ca_bundle and ca_bundle.exists() else b""
-    digest = hashlib.sha256()
-    for part in (dockerfile, _image_id(base).encode(), jupyterhub_version.encode(), ca_bytes):
-        digest.update(hashlib.sha256(part).digest())
-    ref = "%s:%s" % (SINGLEUSER_REPOSITORY, digest.hexdigest()[:16])
+    ca_bytes = _ca_bytes(ca_bundle)
+    ref = "%s:%s" % (
+        SINGLEUSER_REPOSITORY,
+        content_hash(dockerfile, _image_id(base).encode(), jupyterhub_version.encode(), ca_bytes),
+    )
     if _image_exists(ref):
         return ref
-    _log("building %s (jupyterhub %s on %s, about a minute)" % (ref, jupyterhub_version, base))
     with tempfile.TemporaryDirectory(prefix="hubfleet-build-") as context:
         shutil.copy(IMAGE_FILES / "singleuser" / "Dockerfile", Path(context) / "Dockerfile")
         (Path(context) / "ca-bundle.crt").write_bytes(ca_bytes)
-        subprocess.run(
-            [
-                "docker", "build", "--quiet",
-                "--build-arg", "BASE_IMAGE=%s" % base,
-                "--build-arg", "JUPYTERHUB_VERSION=%s" % jupyterhub_version,
-                "--label", "org.hubfleet.image=singleuser",
-                "--tag", ref,
-                context,
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
+        return _build(
+            ref,
+            context,
+            {"BASE_IMAGE": base, "JUPYTERHUB_VERSION": jupyterhub_version},
+            "singleuser",
+            "jupyterhub %s on %s, about a minute" % (jupyterhub_version, base),
         )
-    return ref
 
+
+def hub_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
+    """Build (or find) the hub image with the spawner source as it is in the working tree.
+
+    The build context is a temporary directory holding the hub Dockerfile, the CA bundle
+    and a copy of spawner/ without tests and packaging leftovers — what the Dockerfile
+    COPYs from a repository-root context, without writing ca-bundle.crt into the checkout.
+    The tag hashes those files, so any edit to the spawner builds a new image (only the
+    last layers: Docker's layer cache keeps JupyterHub and CHP).
+    """
+    if jupyterhub_version is None:
+        import jupyterhub
+
+        jupyterhub_version = jupyterhub.__version__
+    base = base_image()
+    dockerfile = (IMAGE_FILES / "hub" / "Dockerfile").read_bytes()
+    ca_bytes = _ca_bytes(ca_bundle)
+    spawner_files = _tree_bytes(ROOT / "spawner")
+    parts = [dockerfile, _image_id(base).encode(), jupyterhub_version.encode(), ca_bytes]
+    for name, content in spawner_files:
+        parts += [name.encode(), content]
+    ref = "%s:%s" % (HUB_REPOSITORY, content_hash(*parts))
+    if _image_exists(ref):
+        return ref
+    with tempfile.TemporaryDirectory(prefix="hubfleet-build-") as context:
+        context = Path(context)
+        shutil.copy(IMAGE_FILES / "hub" / "Dockerfile", context / "Dockerfile")
+        (context / "ca-bundle.crt").write_bytes(ca_bytes)
+        for name, content in spawner_files:
+            target = context / "spawner" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return _build(
+            ref,
+            context,
+            {"BASE_IMAGE": base, "JUPYTERHUB_VERSION": jupyterhub_version},
+            "hub",
+            "jupyterhub %s and the working tree's spawner on %s, about two minutes cold" % (jupyterhub_version, base),
+        )
+
+
+def node_image():
+    """Build (or find) the Docker-in-Docker host image of the swarm test bed (testbed/node/)."""
+    base = base_image()
+    node_files = _tree_bytes(NODE_FILES)
+    parts = [_image_id(base).encode()]
+    for name, content in node_files:
+        parts += [name.encode(), content]
+    ref = "%s:%s" % (NODE_REPOSITORY, content_hash(*parts))
+    if _image_exists(ref):
+        return ref
+    return _build(ref, NODE_FILES, {"BASE_IMAGE": base}, "swarm-node", "Debian's docker.io on %s" % base)
+
+
+def _ca_bytes(ca_bundle):
+    return ca_bundle.read_bytes() if ca_bundle and Path(ca_bundle).exists() else b""
+
+
+BUILDERS = {"singleuser": singleuser_image, "hub": hub_image, "node": node_image, "base": base_image}
 
 if __name__ == "__main__":
-    print(singleuser_image())
+    for name in sys.argv[1:] or ["singleuser"]:
+        if name not in BUILDERS:
+            sys.exit("unknown image %r; choose from %s" % (name, ", ".join(sorted(BUILDERS))))
+        print(BUILDERS[name]())
