@@ -1,0 +1,98 @@
+"""Behaviour that makes the spawner scale (no timing assertions: see spawner/benchmarks)."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from testbed.docker_proxy import CountingDockerProxy
+from testbed.hub import Hub
+
+pytestmark = pytest.mark.integration
+
+POLL_INTERVAL = 3
+
+
+@pytest.fixture(scope="module")
+def counted_hub(image, tmp_path_factory):
+    """A hub whose Docker API traffic goes through a counting proxy."""
+    workdir = tmp_path_factory.mktemp("counted-hub")
+    proxy = CountingDockerProxy(str(workdir / "docker.sock")).start()
+    hub = Hub(
+        workdir,
+        image=image,
+        extra_config="c.DockerSpawner.client_kwargs = {'base_url': 'unix://%s'}\n"
+        "c.Spawner.poll_interval = %d\n" % (proxy.path, POLL_INTERVAL),
+    )
+    hub.proxy = proxy
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+        hub.cleanup()
+
+
+def test_polling_many_servers_reads_the_shared_view(counted_hub):
+    users = ["view%d" % i for i in range(4)]
+    for user in users:
+        assert counted_hub.spawn(user).status_code in (201, 202)
+    for user in users:
+        counted_hub.wait_ready(user)
+    counted_hub.proxy.count = 0
+    cycles = 4
+    time.sleep(POLL_INTERVAL * cycles)
+    # Four servers polled four times each: one inspect per poll would be 16 requests.
+    assert counted_hub.proxy.count <= 2 * cycles, counted_hub.proxy.count
+    for user in users:
+        counted_hub.stop_server(user)
+
+
+class Blackhole:
+    """A TCP port that accepts connections and never answers: a registry that hangs."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def close(self):
+        for conn in self.connections:
+            conn.close()
+        self.sock.close()
+
+
+def test_a_hanging_pull_does_not_delay_other_users(counted_hub):
+    registry = Blackhole()
+    try:
+        counted_hub.set_overrides("slowpull", image="127.0.0.1:%d/hangs:1" % registry.port, pull_policy="always")
+        counted_hub.spawn("slowpull")
+        deadline = time.monotonic() + 10
+        while not registry.connections and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert registry.connections, "the pull never reached the hanging registry"
+        # While that pull hangs, another user's server starts and is served.
+        assert counted_hub.spawn("quick").status_code in (201, 202)
+        counted_hub.wait_ready("quick", timeout=60)
+        model = counted_hub.server_model("slowpull")
+        assert model is not None and model["pending"] == "spawn", model
+        assert counted_hub.user_server_get("quick", "api/status").status_code == 200
+        counted_hub.stop_server("quick")
+    finally:
+        registry.close()
+    # With the registry gone the pull fails and the slow spawn ends with a clear error.
+    events = counted_hub.progress("slowpull", timeout=120)
+    assert events[-1].get("failed") and "Pulling image" in events[-1]["message"], events[-1]
