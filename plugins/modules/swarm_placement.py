@@ -135,6 +135,11 @@ nodes:
       addr: 10.0.0.11
       labels: {hubfleet.role: user}
       leader: false
+actions:
+  description: What the module did (or would do in check mode), one line per step; never key material or tokens.
+  returned: always
+  type: list
+  elements: str
 constraints:
   description: Placement constraints matching the node's labels from O(labels), for the SwarmSpawner.
   returned: always

@@ -209,6 +209,11 @@ kept_in_use:
   returned: always
   type: list
   elements: str
+actions:
+  description: What the module did (or would do in check mode), one line per step; never key material or tokens.
+  returned: always
+  type: list
+  elements: str
 removed_files:
   description: Files removed by O(state=absent).
   returned: always
