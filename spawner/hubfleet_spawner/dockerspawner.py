@@ -60,6 +60,16 @@ def _docker_message(error):
     return explanation or str(error)
 
 
+async def accepts_connections(ip, port, timeout=2):
+    """Whether a TCP connection to ip:port succeeds now."""
+    try:
+        connection = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    connection[1].close()
+    return True
+
+
 class ServerSettings(SimpleNamespace):
     """The resolved, validated description of one user server (see server_settings)."""
 
@@ -522,20 +532,20 @@ class DockerSpawner(Spawner):
         """Pull ``image``, reporting percent done from the pull stream."""
         self.emit(10, "Pulling image %s" % image)
         loop = asyncio.get_running_loop()
-        repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
 
         def pull():
             layers = {}
             last_percent = -1
-            for item in self.docker.client.pull(repository, tag=tag or "latest", stream=True, decode=True):
+            # The SDK splits the reference (tag or digest) itself.
+            for item in self.docker.client.pull(image, stream=True, decode=True):
                 if "error" in item:
                     raise SpawnError("Pulling image %r failed: %s" % (image, item["error"]))
                 detail = item.get("progressDetail") or {}
                 if item.get("id") and detail.get("total"):
                     layers[item["id"]] = (detail.get("current", 0), detail["total"])
                 if layers:
-                    done = sum(c for c, _ in layers.values())
-                    total = sum(t for _, t in layers.values())
+                    done = sum(layer[0] for layer in layers.values())
+                    total = sum(layer[1] for layer in layers.values())
                     percent = int(100 * done / total) if total else 0
                     if percent != last_percent:
                         last_percent = percent
@@ -600,6 +610,16 @@ class DockerSpawner(Spawner):
         image_cmd = ((image_info or {}).get("Config") or {}).get("Cmd") or []
         return list(image_cmd) + args
 
+    def _volume_name_formatter(self):
+        """format_volume_name with dockerspawner's signature (template, spawner), or None."""
+        if self.format_volume_name is None:
+            return None
+
+        def formatter(template, names):
+            return self.format_volume_name(template, self)
+
+        return formatter
+
     async def server_settings(self, image, image_info):
         """Everything about this server that does not depend on how it runs
         (container or swarm service): rendered names, extra config, volumes, user,
@@ -607,17 +627,15 @@ class DockerSpawner(Spawner):
         names = self.template_names(image)
         self._create_kwargs = render_nested(await self._resolve(self.extra_create_kwargs) or {}, names)
         templates = list(self.volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
-        format_volume_name = None
-        if self.format_volume_name is not None:
-            # dockerspawner's signature: format_volume_name(template, spawner)
-            format_volume_name = lambda template, _names: self.format_volume_name(template, self)  # noqa: E731
         user = await self.container_user(image_info)
         return ServerSettings(
             image=image,
             names=names,
             extra_create=self._create_kwargs,
             extra_host=render_nested(await self._resolve(self.extra_host_config) or {}, names),
-            plan=plan_volumes(self.volumes, self.read_only_volumes, self.mounts, names, format_volume_name),
+            plan=plan_volumes(
+                self.volumes, self.read_only_volumes, self.mounts, names, self._volume_name_formatter()
+            ),
             volume_labels=self.volume_labels(templates),
             user=user,
             non_root=user is not None and str(user) not in ROOT_USERS,
@@ -705,23 +723,28 @@ class DockerSpawner(Spawner):
             % (exit_code, logs or "(no output)")
         )
 
-    async def wait_for_server(self, container_id, ip, port):
-        """Return once the server accepts connections; fail at once if the container exits."""
+    async def wait_until_answering(self, ip, port, check_alive):
+        """Return once ip:port accepts connections; ``check_alive()`` raises SpawnError
+        as soon as the server is gone, so a dead server fails the spawn at once."""
         delay = 0.1
         while True:
+            await check_alive()
+            if await accepts_connections(ip, port):
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def wait_for_server(self, container_id, ip, port):
+        """Return once the server accepts connections; fail at once if the container exits."""
+
+        async def check_alive():
             state = await self.view.get(container_id)
             if state is None:
                 raise SpawnError("The container %s vanished while starting." % self.container_name)
             if not state.running:
                 raise await self.exited_error(container_id, state.exit_code)
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=2)
-            except (OSError, asyncio.TimeoutError):
-                await asyncio.sleep(delay)
-                delay = min(delay * 1.5, 1.0)
-                continue
-            writer.close()
-            return
+
+        await self.wait_until_answering(ip, port, check_alive)
 
     async def run_post_start_cmd(self):
         cmd = self.post_start_cmd
@@ -794,9 +817,8 @@ class DockerSpawner(Spawner):
         """A kept container (remove=False) still holds its old token: tell the hub."""
         info = await self.docker.call("inspect_container", container_id)
         for item in (info.get("Config") or {}).get("Env") or []:
-            key, _, value = item.partition("=")
-            if key == "JUPYTERHUB_API_TOKEN" and value:
-                self.api_token = value
+            if item.startswith("JUPYTERHUB_API_TOKEN=") and len(item) > len("JUPYTERHUB_API_TOKEN="):
+                self.api_token = item.split("=", 1)[1]
 
     async def poll(self):
         if self._starting:
@@ -839,4 +861,3 @@ class DockerSpawner(Spawner):
                 self.log.info("Removed volume %s of deleted server %s", volume["Name"], self._log_name)
             except docker.errors.APIError as e:
                 self.log.warning("Keeping volume %s: %s", volume["Name"], _docker_message(e))
-

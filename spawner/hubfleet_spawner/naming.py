@@ -120,7 +120,8 @@ def template_names(username, servername="", prefix=DEFAULT_PREFIX, imagename="",
 
 def _fields_of(template):
     fields = []
-    for _, field, _, _ in string.Formatter().parse(template):
+    for parsed in string.Formatter().parse(template):
+        field = parsed[1]
         if field is None:
             continue
         name = re.split(r"[.\[]", field, 1)[0]

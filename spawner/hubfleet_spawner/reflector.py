@@ -210,4 +210,3 @@ class ContainerView:
             state.status = "paused"
         elif action == "unpause":
             state.status = "running"
-

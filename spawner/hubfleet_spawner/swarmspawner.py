@@ -133,7 +133,7 @@ class SwarmSpawner(DockerSpawner):
         preferences = []
         for preference in await self._resolve(self.placement_preferences) or []:
             if isinstance(preference, str):
-                strategy, _, descriptor = preference.partition("=")
+                strategy, descriptor = preference.split("=", 1) if "=" in preference else (preference, "")
                 preference = {strategy.capitalize(): {"SpreadDescriptor": descriptor}}
             preferences.append(preference)
         placement = {"Constraints": constraints}
@@ -327,24 +327,17 @@ class SwarmSpawner(DockerSpawner):
 
     async def wait_for_server_address(self, ip, port):
         """Return once the server accepts connections; fail at once if its task ends."""
-        delay = 0.1
-        while True:
+
+        async def check_alive():
             task = self.newest(await self.tasks())
-            state = (task or {}).get("Status", {}).get("State")
-            if state != "running":
-                status = (task or {}).get("Status", {})
+            status = (task or {}).get("Status", {})
+            if status.get("State") != "running":
                 raise SpawnError(
                     "The server's task stopped while starting (%s): %s"
-                    % (state, status.get("Err") or status.get("ContainerStatus", {}).get("ExitCode"))
+                    % (status.get("State"), status.get("Err") or status.get("ContainerStatus", {}).get("ExitCode"))
                 )
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=2)
-            except (OSError, asyncio.TimeoutError):
-                await asyncio.sleep(delay)
-                delay = min(delay * 1.5, 1.0)
-                continue
-            writer.close()
-            return
+
+        await self.wait_until_answering(ip, port, check_alive)
 
     async def poll(self):
         if self._starting:
