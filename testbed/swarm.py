@@ -35,6 +35,7 @@ the nodes (services, user containers, images) disappear with the nodes' volumes.
 
 import argparse
 import io
+import ipaddress
 import os
 import secrets
 import subprocess
@@ -56,6 +57,9 @@ OWNER_LABEL = "hubfleet.testbed.owner"
 NODE_API_PORT = 2375
 SWARM_PORT = 2377
 DEFAULT_OVERLAY = "hubfleet-overlay"
+# A fixed subnet lets the hub keep one overlay address across restarts: a restarted
+# container otherwise gets a new address while other nodes still resolve its name to the old one.
+DEFAULT_OVERLAY_SUBNET = "10.231.0.0/16"
 ROLE_LABEL = "hubfleet.role"
 
 # What a container needs to run its own dockerd on these machines (--privileged fails:
@@ -149,10 +153,11 @@ def cleanup_by_label(swarm_id=None, client=None):
 class Swarm:
     """One manager and N workers, each a Docker-in-Docker container on this machine."""
 
-    def __init__(self, swarm_id=None, overlay=DEFAULT_OVERLAY, image=None, owner=None):
+    def __init__(self, swarm_id=None, overlay=DEFAULT_OVERLAY, image=None, owner=None, overlay_subnet=DEFAULT_OVERLAY_SUBNET):
         self.id = swarm_id or secrets.token_hex(3)
         self.label_value = "swarm-%s" % self.id
         self.overlay = overlay
+        self.overlay_subnet = ipaddress.ip_network(overlay_subnet)
         self.image = image
         self.owner = os.getpid() if owner is None else owner
         self.host = docker.from_env()
@@ -164,9 +169,9 @@ class Swarm:
         self._ips = {}
 
     @classmethod
-    def attach(cls, swarm_id, overlay=DEFAULT_OVERLAY):
+    def attach(cls, swarm_id, overlay=DEFAULT_OVERLAY, overlay_subnet=DEFAULT_OVERLAY_SUBNET):
         """The running swarm with this id (e.g. one kept by ``python -m testbed.swarm up``)."""
-        swarm = cls(swarm_id, overlay=overlay, owner=0)
+        swarm = cls(swarm_id, overlay=overlay, owner=0, overlay_subnet=overlay_subnet)
         names = sorted(
             c.name for c in swarm.host.containers.list(filters={"label": "%s=%s" % (TEST_LABEL, swarm.label_value)})
         )
@@ -212,7 +217,11 @@ class Swarm:
             for worker in self.workers:
                 self.label_node(worker, ROLE_LABEL, "user")
             self.docker_client(self.manager).networks.create(
-                self.overlay, driver="overlay", attachable=True, labels=self.labels
+                self.overlay,
+                driver="overlay",
+                attachable=True,
+                labels=self.labels,
+                ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(self.overlay_subnet))]),
             )
         except BaseException:
             self.stop()
@@ -449,8 +458,9 @@ class SwarmHub(HubAPI):
 
     The manager's docker socket is mounted into the hub container (the hub is trusted;
     user servers never get it). The hub's database and cookie secret live in a volume on
-    the manager, so ``restart()`` keeps users and servers. The proxy is published on the
-    manager's address: the tests reach ``http://<manager ip>:8000``.
+    the manager, so ``restart()`` keeps users and servers. The hub has a fixed address on
+    the overlay (``hub_connect_ip``), the same after a restart. The proxy is published on
+    the manager's address: the tests reach ``http://<manager ip>:8000``.
     """
 
     def __init__(self, swarm, singleuser, spawner_class="hubfleet-swarm", extra_config="", image=None, hub_label=None):
@@ -462,6 +472,8 @@ class SwarmHub(HubAPI):
         self.hub_label = hub_label or "hfs" + secrets.token_hex(3)
         self.prefix = self.hub_label
         self.container_name = "%s-hub" % self.hub_label
+        # Near the top of the overlay's range, away from the addresses Docker hands out first.
+        self.overlay_ip = str(swarm.overlay_subnet.broadcast_address - 6)
         self.data_volume = "%s-hub-data" % self.hub_label
         self.api_token = secrets.token_hex(16)
         self.overrides = {}
@@ -482,7 +494,7 @@ class SwarmHub(HubAPI):
     def config(self):
         return SWARM_HUB_CONFIG_TEMPLATE.format(
             proxy_port=HUB_PROXY_PORT,
-            hub_connect_ip=self.container_name,
+            hub_connect_ip=self.overlay_ip,
             data=HUB_DATA,
             overlay=self.swarm.overlay,
             api_token=self.api_token,
@@ -505,6 +517,9 @@ class SwarmHub(HubAPI):
             hostname=self.container_name,
             labels=self.labels(KIND_HUB),
             network=self.swarm.overlay,
+            networking_config={
+                self.swarm.overlay: self.docker.api.create_endpoint_config(ipv4_address=self.overlay_ip)
+            },
             ports={"%d/tcp" % HUB_PROXY_PORT: HUB_PROXY_PORT},
             volumes={
                 "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
