@@ -94,31 +94,41 @@ def _build(ref, context, build_args, image_label, what):
     return ref
 
 
-def singleuser_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
-    """Build (or find) the singleuser image matching the hub's JupyterHub version."""
+def _jupyterhub_image(kind, repository, jupyterhub_version, ca_bundle, extra_files=(), duration=""):
+    """Build (or find) roles/images/files/<kind>/Dockerfile on the base image.
+
+    ``extra_files`` are (path in the build context, content) pairs, hashed into the tag too.
+    """
     if jupyterhub_version is None:
         import jupyterhub
 
         jupyterhub_version = jupyterhub.__version__
     base = base_image()
-    dockerfile = (IMAGE_FILES / "singleuser" / "Dockerfile").read_bytes()
+    dockerfile = (IMAGE_FILES / kind / "Dockerfile").read_bytes()
     ca_bytes = _ca_bytes(ca_bundle)
-    ref = "%s:%s" % (
-        SINGLEUSER_REPOSITORY,
-        content_hash(dockerfile, _image_id(base).encode(), jupyterhub_version.encode(), ca_bytes),
-    )
+    parts = [dockerfile, _image_id(base).encode(), jupyterhub_version.encode(), ca_bytes]
+    for name, content in extra_files:
+        parts += [name.encode(), content]
+    ref = "%s:%s" % (repository, content_hash(*parts))
     if _image_exists(ref):
         return ref
     with tempfile.TemporaryDirectory(prefix="hubfleet-build-") as context:
-        shutil.copy(IMAGE_FILES / "singleuser" / "Dockerfile", Path(context) / "Dockerfile")
-        (Path(context) / "ca-bundle.crt").write_bytes(ca_bytes)
+        context = Path(context)
+        for name, content in [("Dockerfile", dockerfile), ("ca-bundle.crt", ca_bytes)] + list(extra_files):
+            (context / name).parent.mkdir(parents=True, exist_ok=True)
+            (context / name).write_bytes(content)
         return _build(
             ref,
             context,
             {"BASE_IMAGE": base, "JUPYTERHUB_VERSION": jupyterhub_version},
-            "singleuser",
-            "jupyterhub %s on %s, about a minute" % (jupyterhub_version, base),
+            kind,
+            "jupyterhub %s on %s, %s" % (jupyterhub_version, base, duration),
         )
+
+
+def singleuser_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
+    """Build (or find) the singleuser image matching the hub's JupyterHub version."""
+    return _jupyterhub_image("singleuser", SINGLEUSER_REPOSITORY, jupyterhub_version, ca_bundle, duration="about a minute")
 
 
 def hub_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
@@ -130,35 +140,10 @@ def hub_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     The tag hashes those files, so any edit to the spawner builds a new image (only the
     last layers: Docker's layer cache keeps JupyterHub and CHP).
     """
-    if jupyterhub_version is None:
-        import jupyterhub
-
-        jupyterhub_version = jupyterhub.__version__
-    base = base_image()
-    dockerfile = (IMAGE_FILES / "hub" / "Dockerfile").read_bytes()
-    ca_bytes = _ca_bytes(ca_bundle)
-    spawner_files = _tree_bytes(ROOT / "spawner")
-    parts = [dockerfile, _image_id(base).encode(), jupyterhub_version.encode(), ca_bytes]
-    for name, content in spawner_files:
-        parts += [name.encode(), content]
-    ref = "%s:%s" % (HUB_REPOSITORY, content_hash(*parts))
-    if _image_exists(ref):
-        return ref
-    with tempfile.TemporaryDirectory(prefix="hubfleet-build-") as context:
-        context = Path(context)
-        shutil.copy(IMAGE_FILES / "hub" / "Dockerfile", context / "Dockerfile")
-        (context / "ca-bundle.crt").write_bytes(ca_bytes)
-        for name, content in spawner_files:
-            target = context / "spawner" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        return _build(
-            ref,
-            context,
-            {"BASE_IMAGE": base, "JUPYTERHUB_VERSION": jupyterhub_version},
-            "hub",
-            "jupyterhub %s and the working tree's spawner on %s, about two minutes cold" % (jupyterhub_version, base),
-        )
+    spawner_files = [("spawner/" + name, content) for name, content in _tree_bytes(ROOT / "spawner")]
+    return _jupyterhub_image(
+        "hub", HUB_REPOSITORY, jupyterhub_version, ca_bundle, spawner_files, duration="about two minutes cold"
+    )
 
 
 def node_image():

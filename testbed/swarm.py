@@ -141,10 +141,8 @@ def cleanup_by_label(swarm_id=None, client=None):
         containers = client.containers.list(all=True, filters=selector)
         # A stopped node's dockerd stops its containers first, so their cgroups are removed too.
         _parallel(lambda c: c.stop(timeout=10) if c.status == "running" else None, containers)
-        for container in containers:
-            container.remove(force=True, v=True)
-        for volume in client.volumes.list(filters=selector):
-            volume.remove(force=True)
+        _parallel(lambda c: c.remove(force=True, v=True), containers)
+        _parallel(lambda v: v.remove(force=True), client.volumes.list(filters=selector))
         for network in client.networks.list(filters=selector):
             network.remove()
     return sorted(doomed)
@@ -153,11 +151,21 @@ def cleanup_by_label(swarm_id=None, client=None):
 class Swarm:
     """One manager and N workers, each a Docker-in-Docker container on this machine."""
 
-    def __init__(self, swarm_id=None, overlay=DEFAULT_OVERLAY, image=None, owner=None, overlay_subnet=DEFAULT_OVERLAY_SUBNET):
+    def __init__(
+        self,
+        swarm_id=None,
+        overlay=DEFAULT_OVERLAY,
+        image=None,
+        owner=None,
+        overlay_subnet=DEFAULT_OVERLAY_SUBNET,
+        dockerd_args="",
+    ):
+        """``dockerd_args``: extra flags for every node's dockerd (e.g. ``--insecure-registry``)."""
         self.id = swarm_id or secrets.token_hex(3)
         self.label_value = "swarm-%s" % self.id
         self.overlay = overlay
         self.overlay_subnet = ipaddress.ip_network(overlay_subnet)
+        self.dockerd_args = dockerd_args
         self.image = image
         self.owner = os.getpid() if owner is None else owner
         self.host = docker.from_env()
@@ -253,7 +261,7 @@ class Swarm:
             detach=True,
             network=self.network_name,
             labels=self.labels,
-            environment={"HUBFLEET_NODE_API_ALLOW": self.gateway},
+            environment={"HUBFLEET_NODE_API_ALLOW": self.gateway, "HUBFLEET_DOCKERD_ARGS": self.dockerd_args},
             volumes={
                 "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
                 volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
