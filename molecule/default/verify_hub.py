@@ -113,17 +113,9 @@ def browser_flow(args):
         page.wait_for_url(lambda current: "/hub/login" not in current)
         check(True, "admin logs in")
 
-        # A rerun finds the server running: stop it first, so the spawn below is real.
-        page.goto(url + "/hub/home")
-        if page.locator("#stop").is_visible():
-            page.click("#stop")
-            page.wait_for_selector("#start", state="visible")
-            wait_container_gone(args.hub, args.admin)
-
-        page.goto(url + "/hub/spawn/" + args.admin)
+        # Logging in starts the server (no options form): spawn page, then JupyterLab.
+        # On a rerun the server may be running already; the stop/start below spawns anew.
         page.wait_for_selector(".jp-LauncherCard, #jp-main-dock-panel")
-        check(any("/spawn-pending/" in seen_url for seen_url in seen), "the spawn page with its progress bar was shown")
-        check(any("/progress" in seen_url for seen_url in seen), "the spawn page followed the progress events")
         check("/user/%s/lab" % args.admin in page.url, "JupyterLab loads (%s)" % page.url)
 
         # A notebook cell runs and writes a file into the user's volume.
@@ -145,6 +137,8 @@ def browser_flow(args):
         page.click("#start")
         page.wait_for_selector(".jp-LauncherCard, #jp-main-dock-panel")
         check("/user/%s/lab" % args.admin in page.url, "JupyterLab loads again after the restart")
+        check(any("/spawn-pending/" in seen_url for seen_url in seen), "the spawn page with its progress bar was shown")
+        check(any("/server/progress" in seen_url for seen_url in seen), "the spawn page followed the progress events")
         response = page.request.get(url + "/user/%s/api/contents/%s.txt?content=1" % (args.admin, marker))
         check(response.status == 200 and response.json().get("content") == marker,
               "the notebook's file survived the server restart")
