@@ -120,10 +120,13 @@ def browser_flow(args):
 
         # A notebook cell runs and writes a file into the user's volume.
         page.click(".jp-LauncherCard[data-category='Notebook']")
+        # Type only once the new kernel is idle and the cell's editor has the focus.
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
         cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
         cell.click()
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-KernelStatus", timeout=120_000)
-        page.keyboard.type("open('%s.txt', 'w').write('%s'); print('wrote', '%s')" % (marker, marker, marker))
+        code = "open('%s.txt', 'w').write('%s'); print('wrote', '%s')" % (marker, marker, marker)
+        page.keyboard.type(code)
+        page.wait_for_function("code => document.querySelector('.jp-Notebook .cm-content').innerText.includes(code)", arg=code)
         page.keyboard.press("Shift+Enter")
         page.wait_for_selector(".jp-OutputArea-output:has-text('wrote %s')" % marker, timeout=120_000)
         check(True, "a notebook cell ran and wrote %s.txt" % marker)
