@@ -13,7 +13,6 @@ the same inputs does not build again.
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -36,6 +36,7 @@ the nodes (services, user containers, images) disappear with the nodes' volumes.
 import argparse
 import io
 import ipaddress
+import json
 import os
 import secrets
 import subprocess
@@ -43,7 +44,6 @@ import sys
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import docker
 import requests
@@ -561,8 +561,6 @@ class SwarmHub(HubAPI):
 
     def set_overrides(self, username, **traits):
         """Spawner trait values for one user's next spawns (applied by pre_spawn_hook)."""
-        import json
-
         self.overrides[username] = traits
         self.container.put_archive(HUB_DATA, _tar_one("overrides.json", json.dumps(self.overrides).encode()))
 

@@ -194,9 +194,9 @@ def test_cleanup_by_label_removes_only_runs_whose_owner_is_gone():
     finished.wait()  # a process id that no longer runs: a crashed test run
     dead = {TEST_LABEL: "swarm-cleanupdead%d" % os.getpid(), OWNER_LABEL: str(finished.pid)}
     alive = {TEST_LABEL: "swarm-cleanupalive%d" % os.getpid(), OWNER_LABEL: str(os.getpid())}
-    made = [host.volumes.create("hft-%s" % dead[TEST_LABEL], labels=dead),
-            host.networks.create("hft-%s" % dead[TEST_LABEL], labels=dead),
-            host.volumes.create("hft-%s" % alive[TEST_LABEL], labels=alive)]
+    host.volumes.create("hft-%s" % dead[TEST_LABEL], labels=dead)
+    host.networks.create("hft-%s" % dead[TEST_LABEL], labels=dead)
+    host.volumes.create("hft-%s" % alive[TEST_LABEL], labels=alive)
     try:
         removed = cleanup_by_label()
         assert dead[TEST_LABEL] in removed and alive[TEST_LABEL] not in removed
