@@ -127,8 +127,20 @@ def browser_flow(args):
         code = "open('%s.txt', 'w').write('%s'); print('wrote', '%s')" % (marker, marker, marker)
         page.keyboard.type(code)
         page.wait_for_function("code => document.querySelector('.jp-Notebook .cm-content').innerText.includes(code)", arg=code)
-        page.keyboard.press("Shift+Enter")
-        page.wait_for_selector(".jp-OutputArea-output:has-text('wrote %s')" % marker, timeout=120_000)
+        # A cold kernel may drop the very first execute request: run the cell in place
+        # (Ctrl+Enter) up to three times before giving up.
+        output = ".jp-OutputArea-output:has-text('wrote %s')" % marker
+        for _attempt in range(3):
+            cell.click()
+            page.keyboard.press("Control+Enter")
+            try:
+                page.wait_for_selector(output, timeout=40_000)
+                break
+            except Exception:  # playwright's TimeoutError; try once more
+                continue
+        else:
+            page.screenshot(path="/tmp/molecule-hubfleet-verify.png")
+            sys.exit("FAILED: the notebook cell gave no output (screenshot /tmp/molecule-hubfleet-verify.png)")
         check(True, "a notebook cell ran and wrote %s.txt" % marker)
 
         # Stop the server from the home page, start it again, and find the file.
