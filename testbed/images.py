@@ -104,6 +104,8 @@ def _jupyterhub_image(kind, repository, jupyterhub_version, ca_bundle, extra_fil
         jupyterhub_version = jupyterhub.__version__
     base = base_image()
     dockerfile = (IMAGE_FILES / kind / "Dockerfile").read_bytes()
+    # The rest of the role's context directory, as the images role copies it.
+    extra_files = [item for item in _tree_bytes(IMAGE_FILES / kind) if item[0] != "Dockerfile"] + list(extra_files)
     ca_bytes = _ca_bytes(ca_bundle)
     parts = [dockerfile, _image_id(base).encode(), jupyterhub_version.encode(), ca_bytes]
     for name, content in extra_files:

@@ -7,6 +7,7 @@ its trait.
 """
 
 import asyncio
+import functools
 import html
 import warnings
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 import docker.errors
 from jupyterhub.spawner import Spawner
 from jupyterhub.traitlets import ByteSpecification
-from jupyterhub.utils import maybe_future
+from jupyterhub.utils import maybe_future, url_path_join
 from traitlets import (
     Any,
     Bool,
@@ -58,6 +59,29 @@ def _docker_message(error):
     if isinstance(explanation, bytes):
         explanation = explanation.decode("utf-8", "replace")
     return explanation or str(error)
+
+
+async def answers_http(ip, port, path, timeout=2):
+    """Whether an HTTP server at ip:port answers ``GET path`` with a status below 500.
+
+    This is the hub's own readiness rule. A TCP connect alone is not enough: Docker's
+    port proxy accepts connections before the server inside the container listens.
+    """
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+        request = "GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n" % (path, ip, port)
+        writer.write(request.encode("latin-1"))
+        status_line = await asyncio.wait_for(reader.readline(), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+    parts = status_line.split()
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return False
+    return int(parts[1]) < 500
 
 
 async def accepts_connections(ip, port, timeout=2):
@@ -220,6 +244,12 @@ class DockerSpawner(Spawner):
     @default("ip")
     def _ip_default(self):
         return "0.0.0.0"
+
+    @default("cmd")
+    def _cmd_default(self):
+        # As in dockerspawner: no command of our own means the image's CMD
+        # (with the spawner's arguments appended), so each image starts its own way.
+        return None
 
     # --- container ---------------------------------------------------------------
 
@@ -724,15 +754,25 @@ class DockerSpawner(Spawner):
         )
 
     async def wait_until_answering(self, ip, port, check_alive):
-        """Return once ip:port accepts connections; ``check_alive()`` raises SpawnError
-        as soon as the server is gone, so a dead server fails the spawn at once."""
-        delay = 0.1
+        """Return once the server answers HTTP as the hub will ask it (``<base_url>api``);
+        ``check_alive()`` raises SpawnError as soon as the server is gone, so a dead
+        server fails the spawn at once.
+
+        Polling here, quickly, saves the hub's own exponential back-off (up to 5 s a
+        try) once the spawn returns. With internal_ssl the check is a TCP connect and
+        the hub's HTTPS check does the rest.
+        """
+        if self.internal_ssl or self.server is None:
+            ready = functools.partial(accepts_connections, ip, port)
+        else:
+            ready = functools.partial(answers_http, ip, port, url_path_join(self.server.base_url, "api"))
+        delay = 0.05
         while True:
             await check_alive()
-            if await accepts_connections(ip, port):
+            if await ready():
                 return
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            delay = min(delay * 1.3, 0.25)
 
     async def wait_for_server(self, container_id, ip, port):
         """Return once the server accepts connections; fail at once if the container exits."""

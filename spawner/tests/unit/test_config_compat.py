@@ -97,3 +97,17 @@ def test_safe_defaults():
 def test_entry_point_is_registered():
     names = {ep.name: ep.value for ep in entry_points(group="jupyterhub.spawners")}
     assert names.get("hubfleet-docker") == "hubfleet_spawner:DockerSpawner"
+
+
+async def test_without_cmd_the_image_command_runs_with_the_spawner_arguments():
+    image_info = {"Config": {"Cmd": ["hubfleet-singleuser"]}}
+    spawner = DockerSpawner()
+    assert spawner.cmd is None
+    # No arguments: leave the command to the image.
+    spawner.get_args = lambda: []
+    assert await spawner.container_command(image_info) is None
+    spawner.get_args = lambda: ["--debug"]
+    assert await spawner.container_command(image_info) == ["hubfleet-singleuser", "--debug"]
+    configured = DockerSpawner(config=Config({"Spawner": {"cmd": ["jupyter-labhub"]}}))
+    configured.get_args = lambda: ["--debug"]
+    assert await configured.container_command(image_info) == ["jupyter-labhub", "--debug"]
