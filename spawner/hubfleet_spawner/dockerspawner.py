@@ -25,10 +25,12 @@ from traitlets import (
     Float,
     Int,
     List,
+    TraitError,
     Unicode,
     Union,
     default,
     observe,
+    validate,
 )
 
 from . import labels, naming
@@ -159,15 +161,32 @@ class DockerSpawner(Spawner):
     ).tag(config=True)
 
     escape = Any(
-        help="""Callable(str) -> str escaping user and server names for Docker names.
-        The default keeps lowercase letters and digits and writes everything else
-        as `_xx` (so names are valid, case-distinct and DNS-safe), shortening with a
-        hash past 48 characters.""",
+        help="""How user and server names are escaped for Docker names: a
+        callable(str) -> str, or one of "hubfleet" (the default: lowercase letters
+        and digits stay, everything else is written `_xx`, so names are valid,
+        case-distinct and DNS-safe; shortened with a hash past 48 characters),
+        "escape" (dockerspawner 14's default, `-xx`) or "legacy" (dockerspawner's
+        legacy scheme). The dockerspawner names keep the container and volume
+        names of a hub that ran dockerspawner.""",
     ).tag(config=True)
 
     @default("escape")
     def _escape_default(self):
         return naming.escape
+
+    @validate("escape")
+    def _validate_escape(self, proposal):
+        value = proposal.value
+        if isinstance(value, str):
+            if value not in naming.ESCAPE_SCHEMES:
+                raise TraitError(
+                    "DockerSpawner.escape must be a callable or one of %s, not %r"
+                    % (", ".join(sorted(naming.ESCAPE_SCHEMES)), value)
+                )
+            return naming.ESCAPE_SCHEMES[value]
+        if not callable(value):
+            raise TraitError("DockerSpawner.escape must be a callable or a scheme name, not %r" % (value,))
+        return value
 
     hub_label = Unicode(
         help="Value of the `hubfleet.hub` label on every object this hub creates, so "

@@ -70,6 +70,19 @@ def _shorten(name, max_length, original):
     return name[: max_length - 11] + "-" + _short_hash(original)
 
 
+def _escape_bytes(value, safe_chars, escape_format):
+    """Keep ``safe_chars``; write each UTF-8 byte of any other character with ``escape_format``."""
+    if not isinstance(value, str):
+        raise TypeError("escape() takes a str, not %s" % type(value).__name__)
+    parts = []
+    for char in value:
+        if char in safe_chars:
+            parts.append(char)
+        else:
+            parts.extend(escape_format % byte for byte in char.encode("utf-8", "surrogatepass"))
+    return "".join(parts)
+
+
 def escape(value, max_length=MAX_ESCAPED_LENGTH):
     """Escape ``value`` for Docker object names and DNS labels.
 
@@ -77,16 +90,32 @@ def escape(value, max_length=MAX_ESCAPED_LENGTH):
     UTF-8 byte (so ``Alice`` and ``alice`` differ). Results longer than
     ``max_length`` are cut and end in ``-`` plus a hash of the whole value.
     """
-    if not isinstance(value, str):
-        raise TypeError("escape() takes a str, not %s" % type(value).__name__)
-    parts = []
-    for char in value:
-        if char in SAFE_CHARS:
-            parts.append(char)
-        else:
-            for byte in char.encode("utf-8", "surrogatepass"):
-                parts.append("%s%02x" % (ESCAPE_CHAR, byte))
-    return _shorten("".join(parts), max_length, value)
+    return _shorten(_escape_bytes(value, SAFE_CHARS, ESCAPE_CHAR + "%02x"), max_length, value)
+
+
+def escape_dockerspawner(value):
+    """dockerspawner's ``escape = "escape"`` (its default): lowercase letters and digits
+    stay, everything else becomes ``-xx`` per UTF-8 byte. For keeping the container and
+    volume names of a hub that ran dockerspawner; not shortened, as there."""
+    return _escape_bytes(value, SAFE_CHARS, "-%02x")
+
+
+_LEGACY_SAFE_CHARS = frozenset(string.ascii_letters + string.digits + "-")
+
+
+def escape_dockerspawner_legacy(value):
+    """dockerspawner's ``escape = "legacy"``: letters, digits and ``-`` stay (case kept),
+    everything else becomes ``_XX`` per UTF-8 byte. Two names differing only in a ``-``
+    versus ``_2D`` collide, as they did there: use it only to keep old names."""
+    return _escape_bytes(value, _LEGACY_SAFE_CHARS, "_%02X")
+
+
+# The names ``DockerSpawner.escape`` accepts besides a callable.
+ESCAPE_SCHEMES = {
+    "hubfleet": escape,
+    "escape": escape_dockerspawner,
+    "legacy": escape_dockerspawner_legacy,
+}
 
 
 def image_short_name(image):

@@ -111,3 +111,15 @@ async def test_without_cmd_the_image_command_runs_with_the_spawner_arguments():
     configured = DockerSpawner(config=Config({"Spawner": {"cmd": ["jupyter-labhub"]}}))
     configured.get_args = lambda: ["--debug"]
     assert await configured.container_command(image_info) == ["jupyter-labhub", "--debug"]
+
+
+def test_escape_takes_dockerspawners_scheme_names_and_refuses_others():
+    from traitlets import TraitError
+
+    from hubfleet_spawner import naming
+
+    spawner = DockerSpawner(config=Config({"DockerSpawner": {"escape": "escape"}}))
+    assert spawner.escape is naming.escape_dockerspawner
+    assert spawner.escape("a-b") == "a-2db"
+    with pytest.raises(TraitError, match="DockerSpawner.escape"):
+        DockerSpawner(escape="percent")

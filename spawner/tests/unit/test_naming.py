@@ -153,3 +153,20 @@ def test_default_server_has_an_empty_servername():
 def test_empty_user_name_is_refused():
     with pytest.raises(UnsafeNameError):
         naming.template_names("")
+
+
+@pytest.mark.parametrize(
+    "name, dockerspawner_escape, dockerspawner_legacy",
+    [
+        # What dockerspawner 14 itself gives for these names (DockerSpawner._escape / _legacy_escape).
+        ("alice", "alice", "alice"),
+        ("a-b", "a-2db", "a-b"),
+        ("A.b@c", "-41-2eb-40c", "A_2Eb_40c"),
+        ("é", "-c3-a9", "_C3_A9"),
+        ("x_y", "x-5fy", "x_5Fy"),
+    ],
+)
+def test_dockerspawner_escape_schemes_give_dockerspawners_names(name, dockerspawner_escape, dockerspawner_legacy):
+    assert naming.ESCAPE_SCHEMES["escape"](name) == dockerspawner_escape
+    assert naming.ESCAPE_SCHEMES["legacy"](name) == dockerspawner_legacy
+    assert naming.ESCAPE_SCHEMES["hubfleet"] is naming.escape
