@@ -6,12 +6,12 @@
 # content hash), then runs every suite. Each suite runs even if an earlier one failed;
 # the exit status is non-zero when any failed.
 #
-# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration collection molecule").
+# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration swarm collection molecule").
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration collection molecule}
+suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration swarm collection molecule}
 started=$SECONDS
 step() { printf '\n=== [%ss] %s\n' "$((SECONDS - started))" "$*"; }
 
@@ -41,6 +41,8 @@ run_suite() {
 
 run_suite spawner-unit python -m pytest spawner/tests/unit -p no:cacheprovider -q
 run_suite spawner-integration python -m pytest spawner/tests/integration -p no:cacheprovider -q -rA --durations=10
+# A real three-node swarm of Docker-in-Docker hosts (testbed/swarm.py), SwarmSpawner on it.
+run_suite swarm python -m pytest spawner/tests/swarm -p no:cacheprovider -q -rA --durations=10
 run_suite collection ./scripts/test-collection.sh
 if [ -x scripts/test-molecule.sh ]; then
   run_suite molecule ./scripts/test-molecule.sh
