@@ -173,7 +173,9 @@ class SwarmSpawner(DockerSpawner):
             "StopGracePeriod": int(self.stop_timeout * 1e9),
         }
         if settings.command:
-            container["Command"] = settings.command
+            # Args is the service's CMD (Command would replace the image's ENTRYPOINT,
+            # such as tini), as `command` is for a container.
+            container["Args"] = settings.command
         if settings.user is not None:
             container["User"] = str(settings.user)
         if settings.non_root:

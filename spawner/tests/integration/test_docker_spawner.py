@@ -47,6 +47,20 @@ def test_start_poll_stop(hub):
     assert user_containers(hub, "ada") == []
 
 
+def test_the_image_command_runs_and_stops_gracefully(hub):
+    """No cmd configured: the image's own CMD runs (as with dockerspawner), and a stop
+    ends the server with SIGTERM, not with the SIGKILL after the stop timeout."""
+    hub.set_overrides("ida", remove=False)
+    container = spawn_ready(hub, "ida")
+    image_cmd = hub.docker.images.get(container.image.id).attrs["Config"]["Cmd"]
+    assert container.attrs["Config"]["Cmd"][: len(image_cmd)] == image_cmd
+    hub.stop_server("ida")
+    container.reload()
+    assert container.status == "exited"
+    assert container.attrs["State"]["ExitCode"] == 0, container.logs(tail=20)
+    container.remove()
+
+
 def test_poll_notices_a_killed_container(hub):
     container = spawn_ready(hub, "barbara")
     container.kill()
