@@ -218,7 +218,8 @@ def fmt(seconds):
 def report(n, raw, hubs):
     print("\n== Burst of %d servers (image %s) ==" % (n, ARGS.image))
     print("%-14s %9s %9s %9s %9s %9s" % ("", "total", "p50", "p95", "max", "stop all"))
-    print("%-14s %s %s %s %s %s" % ("raw Docker", fmt(raw["total"]), fmt(raw["p50"]), fmt(raw["p95"]), fmt(raw["max"]), fmt(raw["stop"])))
+    if raw:
+        print("%-14s %s %s %s %s %s" % ("raw Docker", fmt(raw["total"]), fmt(raw["p50"]), fmt(raw["p95"]), fmt(raw["max"]), fmt(raw["stop"])))
     for name, r in hubs.items():
         b = r["burst"]
         print("%-14s %s %s %s %s %s   ready %d/%d" % (name, fmt(b["total"]), fmt(b["p50"]), fmt(b["p95"]), fmt(b["max"]), fmt(r["stop"]), r["ready"], n))
@@ -228,7 +229,8 @@ def report(n, raw, hubs):
         print("%-14s %22.1f %18s %20s %14d" % (name, r["docker_requests_per_poll_cycle"], fmt(s["serving_after"]), fmt(s["all_ready_after"]), s["containers_restarted"]))
     if "hubfleet" in hubs:
         h = hubs["hubfleet"]["burst"]["total"]
-        print("\nHubfleet / raw Docker:     %.2fx" % (h / raw["total"]))
+        if raw:
+            print("\nHubfleet / raw Docker:     %.2fx" % (h / raw["total"]))
         if "dockerspawner" in hubs:
             print("Hubfleet / dockerspawner:  %.2fx" % (h / hubs["dockerspawner"]["burst"]["total"]))
     for name, r in hubs.items():
@@ -265,5 +267,4 @@ if __name__ == "__main__":
     if "hubfleet" not in ARGS.skip:
         hubs["hubfleet"] = run_hub_phase(sys.executable, "hubfleet", ARGS)
     print(json.dumps({"raw": raw, **hubs}, indent=1))
-    if raw:
-        report(ARGS.users, raw, hubs)
+    report(ARGS.users, raw, hubs)
