@@ -6,12 +6,12 @@
 # content hash), then runs every suite. Each suite runs even if an earlier one failed;
 # the exit status is non-zero when any failed.
 #
-# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration swarm collection molecule").
+# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration swarm collection molecule molecule-swarm").
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration swarm collection molecule}
+suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration swarm collection molecule molecule-swarm}
 started=$SECONDS
 step() { printf '\n=== [%ss] %s\n' "$((SECONDS - started))" "$*"; }
 
@@ -47,6 +47,8 @@ run_suite collection ./scripts/test-collection.sh
 if [ -x scripts/test-molecule.sh ]; then
   run_suite molecule ./scripts/test-molecule.sh
 fi
+# The fleet: site.yml on three Docker-in-Docker hosts forming a swarm (about 7 minutes).
+run_suite molecule-swarm ./scripts/test-molecule-swarm.sh
 
 step "summary after $((SECONDS - started))s"
 echo "suites passed: ${passed[*]:-none}"
