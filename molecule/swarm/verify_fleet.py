@@ -58,7 +58,7 @@ class Fleet:
     # --- the swarm, through the manager's engine -------------------------------------
     def docker(self, *args, check_rc=True):
         result = subprocess.run(["docker", "exec", self.manager, "docker"] + list(args),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
         if check_rc and result.returncode != 0:
             sys.exit("FAILED: docker %s on %s: %s" % (" ".join(args), self.manager, result.stderr.strip()))
         return result.stdout.strip()
@@ -106,8 +106,8 @@ class Fleet:
 
     def spawn(self, user, options=None):
         response = self.api("POST", "/users/%s/server" % user, json=options or {})
-        check(response.status_code in (201, 202), "spawn of %s accepted (%s %s)" % (user, response.status_code,
-                                                                                  response.text[:200]))
+        check(response.status_code in (201, 202),
+              "spawn of %s accepted (%s %s)" % (user, response.status_code, response.text[:200]))
 
     def wait_ready(self, user, timeout=420):
         deadline = time.time() + timeout
@@ -156,8 +156,8 @@ def run_spawn(fleet, args):
 
     fleet.spawn_all([POOL_USER], {"image": args.pool_profile})
     node, _task = fleet.user_task(POOL_USER)
-    check(node == args.pool_node, "the %r profile runs on the pool's node %s (on %s)" % (args.pool_profile,
-                                                                                      args.pool_node, node))
+    check(node == args.pool_node,
+          "the %r profile runs on the pool's node %s (on %s)" % (args.pool_profile, args.pool_node, node))
     check(fleet.answers_through_proxy(POOL_USER), "the pool server answers through the proxy")
 
 
