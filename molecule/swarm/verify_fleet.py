@@ -1,14 +1,16 @@
 """Check the fleet deployed by molecule/swarm, from this machine, through the REST API.
 
     verify_fleet.py spawn       --manager NODE --hub NAME --port PORT --state FILE --pool-node NODE --pool-profile LABEL
-    verify_fleet.py drained     --manager NODE --hub NAME --port PORT --state FILE --drained NODE
+    verify_fleet.py drained     --manager NODE --hub NAME --port PORT --state FILE --drained NODE --added NODE
     verify_fleet.py hub-restart --manager NODE --hub NAME --port PORT --state FILE
     verify_fleet.py stop-all    --manager NODE --hub NAME --port PORT --state FILE
 
 `spawn`: 10 users start servers at once; each runs as a service task on a worker labelled
 hubfleet.role=user and answers through the hub's proxy; a user choosing the pool profile
-lands on the pool's node. `drained` (after site.yml ran again with that worker paused): the
-servers running there still run, unmoved, and new servers go elsewhere. `hub-restart`: the
+lands on the pool's node. `drained` (after site.yml ran again with a host added to the
+workers and a worker paused): the added host is a ready worker labelled hubfleet.role=user;
+the servers running on the paused worker still run, unmoved; new servers go elsewhere,
+some to the added host (the emptiest node), and answer through the proxy. `hub-restart`: the
 hub's container is killed, the swarm starts a new one, and the database (users, the API
 token, the running servers) is still there. `stop-all`: stopping every server removes
 every user service.
@@ -162,6 +164,12 @@ def run_spawn(fleet, args):
 
 
 def run_drained(fleet, args):
+    listing = fleet.docker("node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+    nodes = dict(line.split(" ", 1) for line in listing.splitlines())
+    check(nodes.get(args.added) == "Ready", "the added host %s joined the swarm (%s)" % (args.added, nodes))
+    spec = fleet.node_facts(args.added)
+    check(spec["Role"] == "worker" and spec.get("Labels", {}).get("hubfleet.role") == "user",
+          "%s is a worker labelled hubfleet.role=user" % args.added)
     check(fleet.node_facts(args.drained)["Availability"] == "pause",
           "site.yml set %s's availability to pause" % args.drained)
     kept = {u: p for u, p in fleet.state["placed"].items() if p["node"] == args.drained}
@@ -172,9 +180,13 @@ def run_drained(fleet, args):
               "%s still runs in the same task on %s" % (user, args.drained))
         check(fleet.answers_through_proxy(user), "%s's server still answers" % user)
     fleet.spawn_all(LATE_USERS)
+    late_nodes = set()
     for user in LATE_USERS:
         node, _task = fleet.user_task(user)
         check(node != args.drained, "new server of %s went to %s, not the paused node" % (user, node))
+        check(fleet.answers_through_proxy(user), "%s's server answers through the proxy" % user)
+        late_nodes.add(node)
+    check(args.added in late_nodes, "new servers run on the added host too (%s)" % sorted(late_nodes))
 
 
 def run_hub_restart(fleet, args):
@@ -229,6 +241,7 @@ def main():
     parser.add_argument("--pool-node")
     parser.add_argument("--pool-profile")
     parser.add_argument("--drained")
+    parser.add_argument("--added")
     args = parser.parse_args()
     fleet = Fleet(args)
     {"spawn": run_spawn, "drained": run_drained, "hub-restart": run_hub_restart, "stop-all": run_stop_all}[args.step](
