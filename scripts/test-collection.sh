@@ -48,7 +48,7 @@ mkdir -p "$collection"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard) \
   | (cd "$repo" && while IFS= read -r -d '' path; do
       # .gitignore stays: ansible-test lists files through git and must not scan tests/output.
-      case "$path" in testbed/* | spawner/tests/* | spawner/benchmarks/*) continue ;; esac
+      case "$path" in testbed/* | spawner/tests/* | spawner/benchmarks/* | tests/playbooks/*) continue ;; esac
       [ -e "$path" ] || [ -L "$path" ] || continue   # deleted but still in the index
       printf '%s\0' "$path"
     done) \

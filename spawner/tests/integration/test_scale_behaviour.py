@@ -3,6 +3,7 @@
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -45,6 +46,24 @@ def test_polling_many_servers_reads_the_shared_view(counted_hub):
     time.sleep(POLL_INTERVAL * cycles)
     # Four servers polled four times each: one inspect per poll would be 16 requests.
     assert counted_hub.proxy.count <= 2 * cycles, counted_hub.proxy.count
+    for user in users:
+        counted_hub.stop_server(user)
+
+
+def test_concurrent_spawns_of_distinct_users_are_in_flight_together(counted_hub):
+    users = ["together%d" % i for i in range(3)]
+    # Each container creation is held until all three are waiting at once: spawns that
+    # took turns (one lock around start) would leave the first alone until the gate gives up.
+    gate = counted_hub.proxy.hold(rb"POST /\S*containers/create", parties=len(users))
+    try:
+        with ThreadPoolExecutor(len(users)) as pool:
+            codes = [response.status_code for response in pool.map(counted_hub.spawn, users)]
+        assert all(code in (201, 202) for code in codes), codes
+        for user in users:
+            counted_hub.wait_ready(user)
+    finally:
+        counted_hub.proxy.hold(None, 0)
+    assert gate.met, "at most %d of %d container creations were in flight at once" % (gate.most_waiting, len(users))
     for user in users:
         counted_hub.stop_server(user)
 

@@ -1,0 +1,97 @@
+"""site.yml refuses bad settings before it changes anything, naming the variable.
+
+Each case runs the real playbooks/site.yml against this machine (inventory/local) with
+one wrong setting and checks that the play failed in the validation step with a message
+naming the variable, that no task reported a change, and that nothing of that hub exists
+afterwards (no config directory, no Docker object labelled for it).
+"""
+
+import os
+import re
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_site(name, *extra_vars):
+    """Run site.yml on this machine for a hub called ``name``; returns (rc, output)."""
+    collections = ROOT / ".cache" / "collections" / "ansible_collections" / "hubfleet"
+    collections.mkdir(parents=True, exist_ok=True)
+    link = collections / "jupyterhub"
+    if not link.is_symlink():
+        link.symlink_to("../../../..")
+    argv = ["ansible-playbook", "-i", str(ROOT / "inventory/local/hosts.yml"), str(ROOT / "playbooks/site.yml"),
+            "-e", "jupyterhub_name=%s" % name]
+    for extra in extra_vars:
+        argv += ["-e", extra]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout + done.stderr
+
+
+def docker_objects(name):
+    """Names of Docker containers, networks and volumes labelled for hub ``name``."""
+    found = []
+    for kind in ("container", "network", "volume"):
+        listing = subprocess.run(
+            ["docker", kind, "ls", "-q"] + (["-a"] if kind == "container" else [])
+            + ["--filter", "label=hubfleet.hub=%s" % name],
+            capture_output=True, text=True, check=False,
+        )
+        found += listing.stdout.split()
+    return found
+
+
+@pytest.fixture
+def hub_name():
+    return "validation-%s" % uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def taken_port():
+    """A port some other program listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        yield listener.getsockname()[1]
+
+
+def assert_refused_before_any_change(name, rc, output, variable):
+    assert rc != 0, output
+    assert variable in output, output
+    recap = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)", output)
+    assert recap and recap.group(1) == "0", output
+    # The failing task is one of the checks, before the docker_engine role ran.
+    assert "docker_engine" not in output.split("fatal:")[0], output
+    assert not Path("/etc/hubfleet", name).exists()
+    assert docker_objects(name) == []
+
+
+CASES = {
+    "unknown authenticator": (["jupyterhub_authenticator=ldap"], "jupyterhub_authenticator"),
+    "malformed memory limit": (["jupyterhub_mem_limit=lots"], "jupyterhub_mem_limit"),
+    "cpu limit that is no number": (["jupyterhub_cpu_limit=two"], "jupyterhub_cpu_limit"),
+    "missing OAuth secret": (
+        ["jupyterhub_authenticator=github", "jupyterhub_github_client_id=abc",
+         "jupyterhub_github_callback_url=https://hub.example.org/hub/oauth_callback"],
+        "jupyterhub_github_client_secret",
+    ),
+    "user volumes without the user name": (["jupyterhub_user_volume_template=shared"], "jupyterhub_user_volume_template"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_bad_setting_fails_at_the_start_naming_the_variable(case, hub_name):
+    extra, variable = CASES[case]
+    rc, output = run_site(hub_name, *extra)
+    assert_refused_before_any_change(hub_name, rc, output, variable)
+
+
+def test_a_port_already_taken_fails_at_the_start_naming_the_variable(hub_name, taken_port):
+    rc, output = run_site(hub_name, "jupyterhub_port=%d" % taken_port)
+    assert_refused_before_any_change(hub_name, rc, output, "jupyterhub_port %d is already in use" % taken_port)
