@@ -59,6 +59,9 @@ class ContainerView:
         self.log = log
         self.resync_interval = resync_interval
         self._containers = {}
+        # What this process learned (container id -> state, None for gone) since the
+        # latest listing was asked for: newer than that listing's answer.
+        self._learned = {}
         self._synced = None
         self._task = None
         self._loop = None
@@ -102,9 +105,11 @@ class ContainerView:
     def note(self, state):
         """Record a state this process has just seen (after create, start, inspect)."""
         self._containers[state.id] = state
+        self._learned[state.id] = state
 
     def forget(self, container_id):
         self._containers.pop(container_id, None)
+        self._learned[container_id] = None
 
     async def _inspect(self, container_id):
         import docker.errors
@@ -162,11 +167,20 @@ class ContainerView:
         await done
 
     async def _list(self):
+        """Replace the view with a listing, keeping what was learned while it was on its
+        way: a container started (or removed) meanwhile is listed as it was before."""
         self.requests += 1
+        self._learned = {}
         summaries = await self.api.call(
             "containers", all=True, filters={"label": "%s=%s" % (LABEL_HUB, self.hub)}
         )
-        self._containers = {s["Id"]: ContainerState.from_summary(s) for s in summaries}
+        containers = {s["Id"]: ContainerState.from_summary(s) for s in summaries}
+        for container_id, state in self._learned.items():
+            if state is None:
+                containers.pop(container_id, None)
+            else:
+                containers[container_id] = state
+        self._containers = containers
 
     def _follow_events(self, since, until):
         """Blocking: apply container events for this hub until ``until``."""
@@ -192,12 +206,12 @@ class ContainerView:
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         state = self._containers.get(container_id)
         if action == "destroy":
-            self._containers.pop(container_id, None)
+            self.forget(container_id)
             return
         if state is None:
             labels = {k: v for k, v in attributes.items() if k.startswith("hubfleet.")}
             state = ContainerState(container_id, attributes.get("name", ""), "created", labels=labels)
-            self._containers[container_id] = state
+        self.note(state)
         if action == "start":
             state.status, state.exit_code = "running", None
         elif action == "die":

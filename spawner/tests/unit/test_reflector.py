@@ -1,0 +1,95 @@
+"""The shared container view: listings, events and what the spawners note meanwhile.
+
+The engine is stood in for by a listing the test releases by hand, so the order of
+events is the test's to choose (pure logic: real engines are in tests/integration).
+"""
+
+import asyncio
+import logging
+
+from hubfleet_spawner.reflector import ContainerState, ContainerView
+
+
+class HeldListing:
+    """An API whose container listing answers only when the test releases it."""
+
+    def __init__(self, summaries):
+        self.summaries = summaries
+        self.release = asyncio.Event()
+        self.asked = asyncio.Event()
+
+    async def call(self, method, *args, **kwargs):
+        assert method == "containers", method
+        self.asked.set()
+        await self.release.wait()
+        return self.summaries
+
+
+def summary(container_id, state, status=""):
+    return {"Id": container_id, "Names": ["/" + container_id], "State": state, "Status": status, "Labels": {}}
+
+
+def view_over(api):
+    return ContainerView(api, "hub", logging.getLogger("test"))
+
+
+async def list_while(api, view, during):
+    """Run a listing, calling ``during()`` after it was asked and before it answers."""
+    listing = asyncio.ensure_future(view._list())
+    await api.asked.wait()
+    during()
+    api.release.set()
+    await listing
+
+
+async def test_a_start_noted_while_a_listing_is_on_its_way_is_not_undone_by_it():
+    api = HeldListing([summary("a", "created")])
+    view = view_over(api)
+    await list_while(api, view, lambda: view.note(ContainerState("a", "a", "running")))
+    assert view._containers["a"].running
+
+
+async def test_a_container_removed_while_a_listing_is_on_its_way_stays_gone():
+    api = HeldListing([summary("a", "running", "Up 3 seconds")])
+    view = view_over(api)
+    await list_while(api, view, lambda: view.forget("a"))
+    assert "a" not in view._containers
+
+
+async def test_an_event_applied_while_a_listing_is_on_its_way_wins_over_it():
+    api = HeldListing([summary("a", "running", "Up 3 seconds")])
+    view = view_over(api)
+    view.note(ContainerState("a", "a", "running"))
+    died = {"Action": "die", "id": "a", "Actor": {"ID": "a", "Attributes": {"exitCode": "137"}}}
+    await list_while(api, view, lambda: view._apply_event(died))
+    state = view._containers["a"]
+    assert not state.running and state.exit_code == 137
+
+
+async def test_a_listing_replaces_what_was_known_before_it_was_asked():
+    api = HeldListing([summary("b", "exited", "Exited (3) 2 seconds ago")])
+    view = view_over(api)
+    view.note(ContainerState("a", "a", "running"))  # gone by the time of the listing
+    await list_while(api, view, lambda: None)
+    assert "a" not in view._containers
+    assert view._containers["b"].exit_code == 3
+    # What was learned before one listing does not override the next one.
+    api.release.clear()
+    api.asked.clear()
+    api.summaries = []
+    await list_while(api, view, lambda: None)
+    assert view._containers == {}
+
+
+async def test_events_track_start_die_and_destroy():
+    view = view_over(HeldListing([]))
+    attributes = {"name": "c", "hubfleet.user": "alice", "other": "x"}
+    view._apply_event({"Action": "create", "id": "c", "Actor": {"Attributes": attributes}})
+    assert view._containers["c"].status == "created"
+    assert view._containers["c"].labels == {"hubfleet.user": "alice"}
+    view._apply_event({"Action": "start", "id": "c"})
+    assert view._containers["c"].running
+    view._apply_event({"Action": "die", "id": "c", "Actor": {"Attributes": {"exitCode": "0"}}})
+    assert view._containers["c"].exit_code == 0 and not view._containers["c"].running
+    view._apply_event({"Action": "destroy", "id": "c"})
+    assert "c" not in view._containers
