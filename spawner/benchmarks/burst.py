@@ -2,8 +2,10 @@
 
     .venv/bin/python spawner/benchmarks/burst.py --users 50
 
-1. raw Docker: the same N containers created and started straight through the Docker
-   API with unbounded concurrency, each waited for until its server answers HTTP;
+1. raw Docker: the same N containers (the image's jupyterhub-singleuser, given a user
+   token on a running hub as a spawner would) created and started straight through the
+   Docker API with unbounded concurrency, each waited for until its server answers HTTP
+   (``--raw-server lab``: plain ``jupyter lab`` instead, without JupyterHub);
 2. dockerspawner 14 (installed from PyPI into its own virtualenv under .cache/) behind
    a real JupyterHub + CHP;
 3. Hubfleet's DockerSpawner behind the same hub settings.
@@ -17,6 +19,7 @@ run by hand, not a test: nothing here asserts a time.
 """
 
 import argparse
+import http.client
 import json
 import os
 import subprocess
@@ -54,48 +57,95 @@ def summary(latencies):
 # --- raw Docker --------------------------------------------------------------------------
 
 
-def raw_phase(image, users, run_id):
+def answers(port, path):
+    """Whether 127.0.0.1:port answers ``GET path`` with 200. Plain http.client: 50
+    threads asking ten times a second through requests cost a good part of a core,
+    which the servers being measured would lose."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def raw_phase(image, users, run_id, server="singleuser"):
+    """The Docker limit: N containers of the image created and started straight through
+    the Docker API, unbounded concurrency, each waited for until its server answers HTTP.
+
+    With ``server="singleuser"`` they run the image's own command (jupyterhub-singleuser,
+    what every spawner starts) with the environment a spawner gives it: a token of its
+    user on a running hub, which the server asks once at start. No spawner, no proxy
+    route, no hub bookkeeping. ``server="lab"`` runs a plain ``jupyter lab`` instead,
+    without JupyterHub at all (what JupyterHub's own server process costs on top).
+    """
     import docker
-    import requests
 
-    client = docker.from_env(max_pool_size=users + 4)
-    label = {BENCH_LABEL: run_id}
+    from testbed.hub import Hub, bridge_gateway
 
-    def one(index):
-        base_url = "/user/raw%d/" % index
-        started = time.monotonic()
-        container = client.containers.run(
-            image,
-            [
-                "jupyter", "lab", "--no-browser", "--ServerApp.ip=0.0.0.0", "--ServerApp.port=8888",
-                "--IdentityProvider.token=", "--ServerApp.base_url=" + base_url,
-            ],
-            detach=True,
-            labels=label,
-            ports={"8888/tcp": ("127.0.0.1", None)},
-            name="hfbench-raw-%s-%d" % (run_id, index),
-        )
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["8888/tcp"][0]["HostPort"]
-        while True:
-            try:
-                if requests.get("http://127.0.0.1:%s%sapi" % (port, base_url), timeout=2).status_code == 200:
-                    return time.monotonic() - started
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
+    hub = Hub(Path(tempfile.mkdtemp(prefix="hfbench-raw-")), image=image, prefix=run_id)
+    client = docker.from_env(max_pool_size=users + 4)  # a socket per concurrent request
+    names = ["raw%03d" % i for i in range(users)]
+    try:
+        hub.start()
+        hub.api("POST", "/users", json={"usernames": names}).raise_for_status()
+        tokens = {
+            name: hub.api("POST", "/users/%s/tokens" % name, json={"note": "benchmark", "scopes": ["inherit"]}).json()["token"]
+            for name in names
+        }
+        api_url = "http://%s:%d/hub/api" % (bridge_gateway(client), hub.hub_port)
 
-    burst_start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=users) as pool:
-        latencies = list(pool.map(one, range(users)))
-    total = time.monotonic() - burst_start
-    stop_start = time.monotonic()
-    containers = client.containers.list(all=True, filters={"label": "%s=%s" % (BENCH_LABEL, run_id)})
-    with ThreadPoolExecutor(max_workers=users) as pool:
-        list(pool.map(lambda c: c.remove(force=True), containers))
-    result = summary(latencies)
-    result.update(total=total, stop=time.monotonic() - stop_start)
-    return result
+        def one(name):
+            base_url = "/user/%s/" % name
+            if server == "lab":
+                command = [
+                    "jupyter", "lab", "--no-browser", "--ServerApp.ip=0.0.0.0", "--ServerApp.port=8888",
+                    "--IdentityProvider.token=", "--ServerApp.base_url=" + base_url,
+                ]
+            else:
+                command = None  # the image's CMD
+            environment = {
+                "JUPYTERHUB_API_TOKEN": tokens[name],
+                "JUPYTERHUB_API_URL": api_url,
+                "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-" + name,
+                "JUPYTERHUB_USER": name,
+                "JUPYTERHUB_BASE_URL": "/",
+                "JUPYTERHUB_SERVICE_PREFIX": base_url,
+                "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888" + base_url,
+                "JUPYTERHUB_OAUTH_CALLBACK_URL": base_url + "oauth_callback",
+            }
+            started = time.monotonic()
+            container = client.containers.run(
+                image,
+                command,
+                detach=True,
+                environment=environment,
+                labels={"hubfleet.hub": run_id, BENCH_LABEL: run_id},
+                ports={"8888/tcp": ("127.0.0.1", None)},
+                name="hfbench-raw-%s-%s" % (run_id, name),
+            )
+            container.reload()
+            port = container.attrs["NetworkSettings"]["Ports"]["8888/tcp"][0]["HostPort"]
+            while not answers(port, base_url + "api"):
+                time.sleep(0.1)
+            return time.monotonic() - started
+
+        burst_start = time.monotonic()
+        with ThreadPoolExecutor(max_workers=users) as pool:
+            latencies = list(pool.map(one, names))
+        total = time.monotonic() - burst_start
+        stop_start = time.monotonic()
+        containers = client.containers.list(all=True, filters={"label": "%s=%s" % (BENCH_LABEL, run_id)})
+        with ThreadPoolExecutor(max_workers=users) as pool:
+            list(pool.map(lambda c: c.remove(force=True), containers))
+        result = summary(latencies)
+        result.update(total=total, stop=time.monotonic() - stop_start)
+        return result
+    finally:
+        hub.stop()
+        hub.cleanup()
 
 
 # --- a hub phase (runs inside the virtualenv of the spawner being measured) -------------------
@@ -225,7 +275,7 @@ def report(n, raw, hubs):
     print("\n== Burst of %d servers (image %s) ==" % (n, ARGS.image))
     print("%-14s %9s %9s %9s %9s %9s" % ("", "total", "p50", "p95", "max", "stop all"))
     if raw:
-        print("%-14s %s %s %s %s %s" % ("raw Docker", fmt(raw["total"]), fmt(raw["p50"]), fmt(raw["p95"]), fmt(raw["max"]), fmt(raw["stop"])))
+        print("%-14s %s %s %s %s %s" % ("raw Docker" if ARGS.raw_server == "singleuser" else "raw lab", fmt(raw["total"]), fmt(raw["p50"]), fmt(raw["p95"]), fmt(raw["max"]), fmt(raw["stop"])))
     for name, r in hubs.items():
         b = r["burst"]
         print("%-14s %s %s %s %s %s   ready %d/%d" % (name, fmt(b["total"]), fmt(b["p50"]), fmt(b["p95"]), fmt(b["max"]), fmt(r["stop"]), r["ready"], n))
@@ -251,6 +301,8 @@ def parse_args():
     parser.add_argument("--poll-interval", type=int, default=10)
     parser.add_argument("--poll-cycles", type=int, default=3)
     parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--raw-server", default="singleuser", choices=["singleuser", "lab"],
+                        help="what the raw containers run: the image's jupyterhub-singleuser (default) or plain jupyter lab")
     parser.add_argument("--skip", action="append", default=[], choices=["raw", "dockerspawner", "hubfleet"])
     parser.add_argument("--phase", default="all", choices=["all", "hub"], help=argparse.SUPPRESS)
     parser.add_argument("--spawner", default="hubfleet", help=argparse.SUPPRESS)
@@ -266,7 +318,7 @@ if __name__ == "__main__":
     from testbed.images import singleuser_image
 
     ARGS.image = ARGS.image or singleuser_image()
-    raw = raw_phase(ARGS.image, ARGS.users, "r" + os.urandom(3).hex()) if "raw" not in ARGS.skip else None
+    raw = raw_phase(ARGS.image, ARGS.users, "r" + os.urandom(3).hex(), ARGS.raw_server) if "raw" not in ARGS.skip else None
     hubs = {}
     if "dockerspawner" not in ARGS.skip:
         hubs["dockerspawner"] = run_hub_phase(ensure_dockerspawner_venv(), "dockerspawner", ARGS)

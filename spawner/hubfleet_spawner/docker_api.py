@@ -7,7 +7,9 @@ connection pool is sized to the thread pool so threads never queue for a socket.
 """
 
 import asyncio
+import contextlib
 import functools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,6 +33,43 @@ def client_settings(client_kwargs=None, tls_config=None):
     return settings
 
 
+class BootSlots:
+    """How many user servers boot at once on one engine.
+
+    In a burst the engine's CPUs are the limit. Shared by every booting server, they
+    make all of them ready together at the very end; taken in turns, the first servers
+    are ready early and the last no later. A slot is held from the container's start
+    until its server answers, and at most ``hold_at_most`` seconds, so a slow image
+    never holds the others back for long.
+    """
+
+    def __init__(self, size):
+        self.size = size
+        self._semaphore = asyncio.Semaphore(size)
+
+    @property
+    def full(self):
+        return self._semaphore.locked()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, hold_at_most):
+        await self._semaphore.acquire()
+        released = False
+
+        def release():
+            nonlocal released
+            if not released:
+                released = True
+                self._semaphore.release()
+
+        timer = asyncio.get_running_loop().call_later(hold_at_most, release)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            release()
+
+
 class DockerAPI:
     """A low-level Docker client whose calls are awaited, not blocked on."""
 
@@ -41,6 +80,8 @@ class DockerAPI:
         self.concurrency = concurrency
         self.client = docker.APIClient(max_pool_size=concurrency, **settings)
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hubfleet-docker")
+        self._cpus = None
+        self._boot_slots = {}
 
     @classmethod
     def shared(cls, client_kwargs=None, tls_config=None, concurrency=DEFAULT_CONCURRENCY):
@@ -59,3 +100,18 @@ class DockerAPI:
     async def call(self, method, *args, **kwargs):
         """Await ``docker.APIClient.<method>(*args, **kwargs)``."""
         return await self.run(getattr(self.client, method), *args, **kwargs)
+
+    async def engine_cpus(self):
+        """The engine's CPU count (asked once)."""
+        if self._cpus is None:
+            info = await self.call("info")
+            self._cpus = int(info.get("NCPU") or os.cpu_count() or 1)
+        return self._cpus
+
+    def boot_slots(self, size):
+        """The one BootSlots of ``size`` on this engine (None for no limit)."""
+        if size <= 0:
+            return None
+        if size not in self._boot_slots:
+            self._boot_slots[size] = BootSlots(size)
+        return self._boot_slots[size]

@@ -7,6 +7,7 @@ its trait.
 """
 
 import asyncio
+import contextlib
 import functools
 import html
 import warnings
@@ -118,6 +119,23 @@ class DockerSpawner(Spawner):
         DEFAULT_CONCURRENCY,
         help="How many Docker API calls may run at once for the whole hub. A slow pull "
         "takes one slot; the others keep serving spawns, stops and polls.",
+    ).tag(config=True)
+
+    boot_concurrency = Int(
+        -1,
+        help="""How many user servers may boot at once on the Docker host, from the
+        container's start until the server answers. Others wait their turn (the spawn
+        page says so), so when a class logs in together the first servers are ready in
+        seconds instead of every server sharing the CPU until all are ready at the end;
+        the last is ready no later. -1 (default): twice the Docker host's CPU count;
+        0: no limit. (SwarmSpawner does not use it: the swarm spreads servers over its
+        nodes.)""",
+    ).tag(config=True)
+
+    boot_slot_timeout = Float(
+        15,
+        help="Seconds a booting server holds its turn at most: a server slower than that "
+        "boots on while the next one starts.",
     ).tag(config=True)
 
     # --- image -------------------------------------------------------------------
@@ -857,20 +875,36 @@ class DockerSpawner(Spawner):
         else:
             self.emit(40, "Creating the container")
             self.container_id = await self.create_container(image, image_info)
-        self.emit(60, "Starting the container")
-        await self.docker.call("start", self.container_id)
-        info = await self.docker.call("inspect_container", self.container_id)
-        if not info["State"].get("Running"):
-            raise await self.exited_error(self.container_id, info["State"].get("ExitCode"))
-        self.view.note(
-            ContainerState(self.container_id, self.container_name, "running", labels=self.object_labels())
-        )
-        ip, port = await self.connection_info(info)
-        self.emit(80, "Waiting for the server to answer")
-        await self.wait_for_server(self.container_id, ip, port)
+        async with self.boot_slot():
+            self.emit(60, "Starting the container")
+            await self.docker.call("start", self.container_id)
+            info = await self.docker.call("inspect_container", self.container_id)
+            if not info["State"].get("Running"):
+                raise await self.exited_error(self.container_id, info["State"].get("ExitCode"))
+            self.view.note(
+                ContainerState(self.container_id, self.container_name, "running", labels=self.object_labels())
+            )
+            ip, port = await self.connection_info(info)
+            self.emit(80, "Waiting for the server to answer")
+            await self.wait_for_server(self.container_id, ip, port)
         await self.run_post_start_cmd()
         self.emit(95, "Server is up")
         return ip, port
+
+    @contextlib.asynccontextmanager
+    async def boot_slot(self):
+        """Hold one of the engine's boot slots (boot_concurrency) while the server boots."""
+        size = self.boot_concurrency
+        if size < 0:
+            size = 2 * await self.docker.engine_cpus()
+        slots = self.docker.boot_slots(size)
+        if slots is None:
+            yield
+            return
+        if slots.full:
+            self.emit(55, "Waiting for a turn to boot (%d servers are booting on this host)" % slots.size)
+        async with slots.slot(self.boot_slot_timeout):
+            yield
 
     async def reuse_api_token(self, container_id):
         """A kept container (remove=False) still holds its old token: tell the hub."""

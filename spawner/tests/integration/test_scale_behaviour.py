@@ -68,6 +68,35 @@ def test_concurrent_spawns_of_distinct_users_are_in_flight_together(counted_hub)
         counted_hub.stop_server(user)
 
 
+def spawn_together_through_a_start_gate(hub, users, parties, timeout):
+    """Spawn ``users`` at once while container starts are held until ``parties`` wait
+    together (or ``timeout``); returns the gate once every server is ready."""
+    gate = hub.proxy.hold(rb"POST /\S*containers/\S+/start", parties=parties, timeout=timeout)
+    try:
+        with ThreadPoolExecutor(len(users)) as pool:
+            codes = [response.status_code for response in pool.map(hub.spawn, users)]
+        assert all(code in (201, 202) for code in codes), codes
+        for user in users:
+            hub.wait_ready(user)
+    finally:
+        hub.proxy.hold(None, 0)
+    for user in users:
+        hub.stop_server(user)
+    return gate
+
+
+def test_servers_beyond_the_boot_slots_wait_their_turn(counted_hub):
+    # With the default slots (twice the host's CPUs) three servers boot together ...
+    free = ["free%d" % i for i in range(3)]
+    assert spawn_together_through_a_start_gate(counted_hub, free, parties=3, timeout=30).met
+    # ... with one slot they take turns: never two container starts in flight at once.
+    one_slot = ["turn%d" % i for i in range(3)]
+    for user in one_slot:
+        counted_hub.set_overrides(user, boot_concurrency=1)
+    gate = spawn_together_through_a_start_gate(counted_hub, one_slot, parties=2, timeout=3)
+    assert gate.most_waiting == 1 and not gate.met
+
+
 class Blackhole:
     """A TCP port that accepts connections and never answers: a registry that hangs."""
 
