@@ -50,28 +50,15 @@ def test_polling_many_servers_reads_the_shared_view(counted_hub):
         counted_hub.stop_server(user)
 
 
-def test_concurrent_spawns_of_distinct_users_are_in_flight_together(counted_hub):
-    users = ["together%d" % i for i in range(3)]
-    # Each container creation is held until all three are waiting at once: spawns that
-    # took turns (one lock around start) would leave the first alone until the gate gives up.
-    gate = counted_hub.proxy.hold(rb"POST /\S*containers/create", parties=len(users))
-    try:
-        with ThreadPoolExecutor(len(users)) as pool:
-            codes = [response.status_code for response in pool.map(counted_hub.spawn, users)]
-        assert all(code in (201, 202) for code in codes), codes
-        for user in users:
-            counted_hub.wait_ready(user)
-    finally:
-        counted_hub.proxy.hold(None, 0)
-    assert gate.met, "at most %d of %d container creations were in flight at once" % (gate.most_waiting, len(users))
-    for user in users:
-        counted_hub.stop_server(user)
+CREATE = rb"POST /\S*containers/create"
+START = rb"POST /\S*containers/\S+/start"
 
 
-def spawn_together_through_a_start_gate(hub, users, parties, timeout):
-    """Spawn ``users`` at once while container starts are held until ``parties`` wait
-    together (or ``timeout``); returns the gate once every server is ready."""
-    gate = hub.proxy.hold(rb"POST /\S*containers/\S+/start", parties=parties, timeout=timeout)
+def spawn_together_through_a_gate(hub, users, request, parties, timeout=30):
+    """Spawn ``users`` at once while the Docker requests matching ``request`` are held
+    until ``parties`` of them wait together (or ``timeout``); every server must become
+    ready, then stops. Returns the gate."""
+    gate = hub.proxy.hold(request, parties=parties, timeout=timeout)
     try:
         with ThreadPoolExecutor(len(users)) as pool:
             codes = [response.status_code for response in pool.map(hub.spawn, users)]
@@ -85,15 +72,23 @@ def spawn_together_through_a_start_gate(hub, users, parties, timeout):
     return gate
 
 
+def test_concurrent_spawns_of_distinct_users_are_in_flight_together(counted_hub):
+    users = ["together%d" % i for i in range(3)]
+    # Each container creation is held until all three are waiting at once: spawns that
+    # took turns (one lock around start) would leave the first alone until the gate gives up.
+    gate = spawn_together_through_a_gate(counted_hub, users, CREATE, parties=len(users))
+    assert gate.met, "at most %d of %d container creations were in flight at once" % (gate.most_waiting, len(users))
+
+
 def test_servers_beyond_the_boot_slots_wait_their_turn(counted_hub):
     # With the default slots (twice the host's CPUs) three servers boot together ...
     free = ["free%d" % i for i in range(3)]
-    assert spawn_together_through_a_start_gate(counted_hub, free, parties=3, timeout=30).met
+    assert spawn_together_through_a_gate(counted_hub, free, START, parties=3).met
     # ... with one slot they take turns: never two container starts in flight at once.
     one_slot = ["turn%d" % i for i in range(3)]
     for user in one_slot:
         counted_hub.set_overrides(user, boot_concurrency=1)
-    gate = spawn_together_through_a_start_gate(counted_hub, one_slot, parties=2, timeout=3)
+    gate = spawn_together_through_a_gate(counted_hub, one_slot, START, parties=2, timeout=3)
     assert gate.most_waiting == 1 and not gate.met
 
 
