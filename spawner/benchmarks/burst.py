@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,7 +86,8 @@ def raw_phase(image, users, run_id, server="singleuser"):
 
     from testbed.hub import Hub, bridge_gateway
 
-    hub = Hub(Path(tempfile.mkdtemp(prefix="hfbench-raw-")), image=image, prefix=run_id)
+    workdir = Path(tempfile.mkdtemp(prefix="hfbench-raw-"))
+    hub = Hub(workdir, image=image, prefix=run_id)
     client = docker.from_env(max_pool_size=users + 4)  # a socket per concurrent request
     names = ["raw%03d" % i for i in range(users)]
     try:
@@ -146,6 +148,7 @@ def raw_phase(image, users, run_id, server="singleuser"):
     finally:
         hub.stop()
         hub.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- a hub phase (runs inside the virtualenv of the spawner being measured) -------------------
@@ -242,6 +245,7 @@ def hub_phase(args):
     finally:
         hub.stop()
         hub.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
     Path(args.json_out).write_text(json.dumps(result))
 
 
