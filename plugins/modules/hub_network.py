@@ -144,6 +144,8 @@ differences:
   sample: {"subnet": {"wanted": "172.31.0.0/24", "actual": "172.30.0.0/24"}}
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.docker_common import (
@@ -164,6 +166,10 @@ if HAS_DOCKER:
 
 # Encryption is a driver option as Docker stores it; the module shows it as its own option.
 ENCRYPTED_OPTION = "encrypted"
+
+# A new overlay network is in swarm's store at once, but its driver and address pool are filled
+# in by the swarm allocator a moment later; until then inspect shows an empty driver.
+ALLOCATION_TIMEOUT = 30
 
 
 def describe(network):
@@ -210,8 +216,22 @@ class HubNetworkManager(object):
         """The network's inspect data (matched by exact name), or None."""
         for network in self.client.networks(names=[self.name]):
             if network["Name"] == self.name:
-                return self.client.inspect_network(network["Id"])
+                return self.inspect(network["Id"])
         return None
+
+    def inspect(self, network_id):
+        """Inspect data of a network, once swarm has allocated it (driver and addresses known)."""
+        deadline = time.monotonic() + ALLOCATION_TIMEOUT
+        while True:
+            network = self.client.inspect_network(network_id)
+            if network.get("Driver") or network.get("Scope") != "swarm":
+                return network
+            if time.monotonic() > deadline:
+                self.module.fail_json(
+                    msg="Network %s: swarm has not allocated it after %d s (inspect shows no driver yet); "
+                    "check the managers with 'docker node ls'." % (self.name, ALLOCATION_TIMEOUT)
+                )
+            time.sleep(0.2)
 
     def swarm_manager(self):
         return bool((self.client.info().get("Swarm") or {}).get("ControlAvailable"))
@@ -315,7 +335,7 @@ class HubNetworkManager(object):
             internal=bool(wanted["internal"]), labels=wanted["labels"] or None,
             attachable=bool(wanted["attachable"]) if self.driver == "overlay" else None,
         )
-        self.existing = self.client.inspect_network(created["Id"])
+        self.existing = self.inspect(created["Id"])
 
     def disconnect(self, containers):
         """Disconnect ``containers``; returns what is needed to connect them again."""

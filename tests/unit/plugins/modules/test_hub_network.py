@@ -49,3 +49,55 @@ def test_network_without_ipam_config_or_labels():
     assert described["driver_options"] == {}
     assert described["labels"] == {}
     assert described["attachable"] is False
+
+
+class _Client(object):
+    """Answers inspect_network with the given answers in turn, the last one from then on."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = 0
+
+    def inspect_network(self, network_id):
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+    def networks(self, names):
+        return [{"Name": "jupyterhub", "Id": "abc123"}]
+
+
+class _Module(object):
+    check_mode = False
+
+    def __init__(self):
+        self.params = {"name": "jupyterhub"}
+
+    def fail_json(self, **kwargs):
+        raise AssertionError(kwargs["msg"])
+
+
+def test_a_swarm_network_is_read_once_swarm_has_allocated_it(monkeypatch):
+    from ansible_collections.hubfleet.jupyterhub.plugins.modules import hub_network
+
+    monkeypatch.setattr(hub_network.time, "sleep", lambda seconds: None)
+    pending = _inspect(Driver="", IPAM={"Config": None}, Options=None)
+    client = _Client(pending, pending, _inspect())
+    manager = hub_network.HubNetworkManager(_Module(), client)
+    assert client.calls == 3
+    assert describe(manager.existing)["driver"] == "overlay"
+    assert describe(manager.existing)["subnet"] == "10.0.9.0/24"
+
+
+def test_a_swarm_network_never_allocated_fails_naming_it(monkeypatch):
+    from ansible_collections.hubfleet.jupyterhub.plugins.modules import hub_network
+
+    clock = iter(range(0, 1000, 10))
+    monkeypatch.setattr(hub_network.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(hub_network.time, "monotonic", lambda: next(clock))
+    client = _Client(_inspect(Driver=""))
+    try:
+        hub_network.HubNetworkManager(_Module(), client)
+    except AssertionError as error:
+        assert "jupyterhub" in str(error) and "not allocated" in str(error)
+    else:
+        raise AssertionError("a network swarm never allocates must fail the task")
