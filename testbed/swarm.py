@@ -224,13 +224,14 @@ class Swarm:
             self.label_node(self.manager, ROLE_LABEL, "hub")
             for worker in self.workers:
                 self.label_node(worker, ROLE_LABEL, "user")
-            self.docker_client(self.manager).networks.create(
+            overlay = self.docker_client(self.manager).networks.create(
                 self.overlay,
                 driver="overlay",
                 attachable=True,
                 labels=self.labels,
                 ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(self.overlay_subnet))]),
             )
+            self._wait_allocated(overlay, timeout)
         except BaseException:
             self.stop()
             raise
@@ -251,6 +252,16 @@ class Swarm:
 
     def __exit__(self, *exc):
         self.stop()
+
+    @staticmethod
+    def _wait_allocated(network, timeout):
+        """Swarm's allocator fills in a new overlay's driver a moment after it is created."""
+        deadline = time.monotonic() + timeout
+        while not network.attrs.get("Driver"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("swarm did not allocate network %s in %ss" % (network.name, timeout))
+            time.sleep(0.2)
+            network.reload()
 
     def _run_node(self, name, image):
         volume = self.host.volumes.create("%s-docker" % name, labels=self.labels)

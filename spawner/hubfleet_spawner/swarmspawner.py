@@ -225,7 +225,9 @@ class SwarmSpawner(DockerSpawner):
                 "The swarm network %r (SwarmSpawner.network_name) does not exist. "
                 "Ask an administrator to create it as an attachable overlay network." % self.network_name
             )
-        if network.get("Driver") != "overlay":
+        # A swarm network shows no driver until swarm's allocator has placed it (a moment
+        # after it is created); swarm networks are overlays.
+        if network.get("Driver") != "overlay" and not (network.get("Scope") == "swarm" and not network.get("Driver")):
             raise SpawnError(
                 "The network %r is a %s network; swarm services need an overlay network."
                 % (self.network_name, network.get("Driver"))

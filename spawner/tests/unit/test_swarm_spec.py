@@ -6,6 +6,7 @@ import pytest
 from traitlets.config import Config
 
 from hubfleet_spawner import SwarmSpawner
+from hubfleet_spawner.errors import SpawnError
 from hubfleet_spawner.naming import template_names
 from hubfleet_spawner.volumes import plan_volumes
 
@@ -95,3 +96,34 @@ def test_swarm_defaults():
     assert s.use_internal_ip is True
     assert s.pull_policy == "skip"
     assert s.keep_off_managers is True
+
+
+class NetworkDocker:
+    def __init__(self, network):
+        self.network = network
+
+    async def call(self, method, *args, **kwargs):
+        assert method == "inspect_network"
+        return self.network
+
+
+@pytest.mark.parametrize(
+    "network, refused",
+    [
+        ({"Driver": "overlay", "Scope": "swarm"}, False),
+        # Just created: swarm's allocator has not filled in the driver yet.
+        ({"Driver": "", "Scope": "swarm"}, False),
+        ({"Driver": "bridge", "Scope": "local"}, True),
+        ({"Driver": "", "Scope": "local"}, True),
+    ],
+)
+async def test_the_network_must_be_an_overlay(network, refused):
+    s = spawner()
+    s.__dict__["_fake_docker"] = NetworkDocker(network)
+    try:
+        await s.check_network()
+    except SpawnError as error:
+        assert refused, "refused %r: %s" % (network, error)
+        assert "overlay" in str(error)
+    else:
+        assert not refused, "accepted %r" % (network,)
