@@ -227,10 +227,10 @@ class SwarmSpawner(DockerSpawner):
             )
         # A swarm network shows no driver until swarm's allocator has placed it (a moment
         # after it is created); swarm networks are overlays.
-        if network.get("Driver") != "overlay" and not (network.get("Scope") == "swarm" and not network.get("Driver")):
+        driver = network.get("Driver") or ("overlay" if network.get("Scope") == "swarm" else "driverless")
+        if driver != "overlay":
             raise SpawnError(
-                "The network %r is a %s network; swarm services need an overlay network."
-                % (self.network_name, network.get("Driver"))
+                "The network %r is a %s network; swarm services need an overlay network." % (self.network_name, driver)
             )
 
     async def find_services(self):
