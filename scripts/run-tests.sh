@@ -6,12 +6,12 @@
 # content hash), then runs every suite. Each suite runs even if an earlier one failed;
 # the exit status is non-zero when any failed.
 #
-# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration swarm collection playbooks molecule molecule-swarm").
+# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration swarm collection playbooks faults security molecule molecule-swarm").
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration swarm collection playbooks molecule molecule-swarm}
+suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration swarm collection playbooks faults security molecule molecule-swarm}
 started=$SECONDS
 step() { printf '\n=== [%ss] %s\n' "$((SECONDS - started))" "$*"; }
 
@@ -46,6 +46,15 @@ run_suite swarm python -m pytest spawner/tests/swarm -p no:cacheprovider -q -rA 
 run_suite collection ./scripts/test-collection.sh
 # site.yml on this machine with one wrong setting at a time: refused before any change.
 run_suite playbooks python -m pytest tests/playbooks -p no:cacheprovider -q -rA
+# Fault drills (tests/faults/): what survives a dead server, a daemon restart, a reboot,
+# an interrupted or misconfigured playbook, an upgrade, a lost worker.
+if compgen -G "tests/faults/test_*.py" >/dev/null; then
+  run_suite faults python -m pytest tests/faults -p no:cacheprovider -q -rA --durations=10
+fi
+# Security (tests/security/): network isolation of user servers, the hub's Docker API filter.
+if compgen -G "tests/security/test_*.py" >/dev/null; then
+  run_suite security python -m pytest tests/security -p no:cacheprovider -q -rA --durations=10
+fi
 if [ -x scripts/test-molecule.sh ]; then
   run_suite molecule ./scripts/test-molecule.sh
 fi
