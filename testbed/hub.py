@@ -8,7 +8,10 @@
     hub.stop()
 
 The hub runs as a child process (its PID is the only process it ends); it starts
-CHP itself from the npm package testbed/bootstrap.sh installs. User containers reach
+CHP itself from the npm package testbed/bootstrap.sh installs. By default it reaches
+the engine only through the hub's Docker API filter (``hubfleet_spawner.docker_filter``,
+another child process on a socket in ``workdir``): ``DOCKER_HOST`` points at it, as in a
+deployment; ``docker_filter=False`` lets the hub use the engine's socket directly. User containers reach
 the hub's API on the Docker bridge gateway address. Every Docker object is labelled
 ``hubfleet.hub=<hub_label>``, unique per Hub, and ``cleanup()`` removes them by label.
 """
@@ -21,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,6 +97,18 @@ c.Spawner.pre_spawn_hook = _apply_overrides
 """
 
 CONFIG_TEMPLATE = PROCESS_CONFIG_TEMPLATE + COMMON_CONFIG_TEMPLATE
+
+
+def _end(process, timeout):
+    """SIGTERM a child process we started, SIGKILL after ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class HubAPI:
@@ -180,7 +196,10 @@ class HubAPI:
 class Hub(HubAPI):
     """One JupyterHub process with its proxy, in ``workdir``."""
 
-    def __init__(self, workdir, image, extra_config="", prefix=None):
+    def __init__(self, workdir, image, extra_config="", prefix=None, docker_filter=True, filter_policy=None):
+        """``filter_policy``: settings of the Docker API filter over the test bed's own
+        (this hub's label, the bridge network, binds under the temporary directory,
+        pulls allowed, no memory or CPU limit required: the test hub sets none)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.image = image
@@ -195,6 +214,10 @@ class Hub(HubAPI):
         self.proxy_token = secrets.token_hex(16)
         self.process = None
         self.overrides = {}
+        self.docker_filter = docker_filter
+        self.filter_policy = filter_policy or {}
+        self.filter_process = None
+        self.filter_socket = self.workdir / "docker-filter.sock"
 
     @property
     def url(self):
@@ -225,12 +248,55 @@ class Hub(HubAPI):
         self.overrides[username] = traits
         (self.workdir / "overrides.json").write_text(json.dumps(self.overrides))
 
+    def policy(self):
+        """The Docker API filter's policy for this hub."""
+        # Imported here: the benchmark runs this module in dockerspawner's virtualenv too.
+        from hubfleet_spawner.docker_filter.rules import Policy
+
+        settings = {
+            "hub": self.hub_label,
+            "networks": ["bridge"],
+            "bind_dirs": [os.path.realpath(tempfile.gettempdir())],
+            "allow_pull": True,
+            "require_memory_limit": False,
+            "require_cpu_limit": False,
+        }
+        settings.update(self.filter_policy)
+        return Policy(**settings)
+
+    def start_filter(self, timeout=10):
+        """Start the Docker API filter (once; it outlives hub restarts)."""
+        if self.filter_process is not None and self.filter_process.poll() is None:
+            return
+        config = self.workdir / "docker-filter.json"
+        config.write_text(json.dumps(self.policy().to_dict()))
+        if self.filter_socket.exists():
+            self.filter_socket.unlink()
+        self.filter_process = subprocess.Popen(
+            [sys.executable, "-m", "hubfleet_spawner.docker_filter", "--config", str(config),
+             "--listen", str(self.filter_socket)],
+            stdout=open(self.workdir / "docker-filter.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not self.filter_socket.exists():
+            if self.filter_process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Docker API filter did not start:\n" + self.filter_log())
+            time.sleep(0.05)
+
+    def filter_log(self, lines=40):
+        path = self.workdir / "docker-filter.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
     def start(self, timeout=60):
         if not CHP.exists():
             raise RuntimeError("configurable-http-proxy is missing: run testbed/bootstrap.sh")
         self.write_config()
         log = open(self.workdir / "jupyterhub.log", "ab")
         env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        if self.docker_filter:
+            self.start_filter()
+            env["DOCKER_HOST"] = "unix://%s" % self.filter_socket
         self.process = subprocess.Popen(
             [os.path.join(os.path.dirname(sys.executable), "jupyterhub"), "-f", "jupyterhub_config.py"],
             cwd=self.workdir,
@@ -251,18 +317,16 @@ class Hub(HubAPI):
         raise RuntimeError("JupyterHub did not answer within %ss:\n%s" % (timeout, self.log_tail()))
 
     def stop(self, timeout=30):
-        """End the hub process we started (and with it the proxy it started)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """End the hub process we started (and with it the proxy it started), then the filter."""
+        self.stop_hub(timeout)
+        _end(self.filter_process, timeout)
+
+    def stop_hub(self, timeout=30):
+        _end(self.process, timeout)
 
     def restart(self):
-        self.stop()
+        """Restart the hub process (the filter keeps running, as its container would)."""
+        self.stop_hub()
         return self.start()
 
     def log_tail(self, lines=60):

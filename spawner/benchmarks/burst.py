@@ -8,7 +8,9 @@
    (``--raw-server lab``: plain ``jupyter lab`` instead, without JupyterHub);
 2. dockerspawner 14 (installed from PyPI into its own virtualenv under .cache/) behind
    a real JupyterHub + CHP;
-3. Hubfleet's DockerSpawner behind the same hub settings.
+3. Hubfleet's DockerSpawner behind the same hub settings, straight to the Docker socket
+   and again through the hub's Docker API filter (``--filter both``, the default; ``on``
+   or ``off`` runs one), with the filter's CPU time and peak memory.
 
 For each hub it prints the burst (total, p50, p95, max), stopping all servers at
 once, Docker API requests per poll cycle with N servers running (counted by a proxy
@@ -154,16 +156,27 @@ def raw_phase(image, users, run_id, server="singleuser"):
 # --- a hub phase (runs inside the virtualenv of the spawner being measured) -------------------
 
 
+def process_usage(pid):
+    """(CPU seconds, peak resident MiB) of a process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with open("/proc/%d/status" % pid) as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return cpu, peak / 1024
+
+
 def hub_phase(args):
     from testbed.docker_proxy import CountingDockerProxy
     from testbed.hub import Hub
 
     workdir = Path(tempfile.mkdtemp(prefix="hfbench-%s-" % args.spawner))
-    proxy = CountingDockerProxy(str(workdir / "docker.sock")).start()
+    filtered = args.spawner == "hubfleet" and args.filter == "on"
     run_id = "b" + os.urandom(3).hex()
     extra = [
         "c.Spawner.poll_interval = %d" % args.poll_interval,
-        "c.DockerSpawner.client_kwargs = {'base_url': 'unix://%s'}" % proxy.path,
+        # The counting proxy sits in front of the filter (or the socket): it counts what the hub asks.
+        "c.DockerSpawner.client_kwargs = {'base_url': 'unix://%s'}" % (workdir / "docker.sock"),
         "c.DockerSpawner.remove = True",
         "c.JupyterHub.concurrent_spawn_limit = 0",
         "c.JupyterHub.active_server_limit = 0",
@@ -180,11 +193,17 @@ def hub_phase(args):
             "c.DockerSpawner.extra_create_kwargs = {'labels': {'hubfleet.hub': %r, 'hubfleet.benchmark': 'dockerspawner'}}"
             % run_id,
         ]
-    hub = Hub(workdir, image=args.image, extra_config="\n".join(extra) + "\n", prefix=run_id)
+    hub = Hub(workdir, image=args.image, extra_config="\n".join(extra) + "\n", prefix=run_id,
+              docker_filter=filtered)
+    proxy = CountingDockerProxy(
+        str(workdir / "docker.sock"), upstream=str(hub.filter_socket) if filtered else "/var/run/docker.sock"
+    ).start()
     users = ["u%03d" % i for i in range(args.users)]
     result = {}
     try:
         hub.start()
+        if filtered:
+            filter_cpu_before = process_usage(hub.filter_process.pid)[0]
         hub.api("POST", "/users", json={"usernames": users}).raise_for_status()
 
         ready_at = {}
@@ -204,6 +223,8 @@ def hub_phase(args):
                 ready_at.setdefault(model["name"], now)
             time.sleep(0.5)
         result["burst"] = summary(list(ready_at.values()))
+        if filtered:
+            result["filter_cpu_burst"] = process_usage(hub.filter_process.pid)[0] - filter_cpu_before
         result["ready"] = len(ready_at)
         failed = [u for u in users if u not in ready_at]
         result["failed"] = len(failed)
@@ -242,6 +263,8 @@ def hub_phase(args):
             time.sleep(0.2)
         result["stop"] = time.monotonic() - stop_start
         result["orphaned_containers"] = len(hub.containers())
+        if filtered:
+            result["filter_cpu_total"], result["filter_peak_mib"] = process_usage(hub.filter_process.pid)
     finally:
         hub.stop()
         hub.cleanup()
@@ -260,10 +283,10 @@ def ensure_dockerspawner_venv():
     return python
 
 
-def run_hub_phase(python, spawner, args):
+def run_hub_phase(python, spawner, args, filter_mode="off"):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [
-            str(python), __file__, "--phase", "hub", "--spawner", spawner, "--users", str(args.users),
+            str(python), __file__, "--phase", "hub", "--spawner", spawner, "--filter", filter_mode, "--users", str(args.users),
             "--image", args.image, "--poll-interval", str(args.poll_interval),
             "--poll-cycles", str(args.poll_cycles), "--timeout", str(args.timeout), "--json-out", out.name,
         ]
@@ -277,16 +300,24 @@ def fmt(seconds):
 
 def report(n, raw, hubs):
     print("\n== Burst of %d servers (image %s) ==" % (n, ARGS.image))
-    print("%-14s %9s %9s %9s %9s %9s" % ("", "total", "p50", "p95", "max", "stop all"))
+    print("%-16s %9s %9s %9s %9s %9s" % ("", "total", "p50", "p95", "max", "stop all"))
     if raw:
-        print("%-14s %s %s %s %s %s" % ("raw Docker" if ARGS.raw_server == "singleuser" else "raw lab", fmt(raw["total"]), fmt(raw["p50"]), fmt(raw["p95"]), fmt(raw["max"]), fmt(raw["stop"])))
+        print("%-16s %s %s %s %s %s" % ("raw Docker" if ARGS.raw_server == "singleuser" else "raw lab", fmt(raw["total"]), fmt(raw["p50"]), fmt(raw["p95"]), fmt(raw["max"]), fmt(raw["stop"])))
     for name, r in hubs.items():
         b = r["burst"]
-        print("%-14s %s %s %s %s %s   ready %d/%d" % (name, fmt(b["total"]), fmt(b["p50"]), fmt(b["p95"]), fmt(b["max"]), fmt(r["stop"]), r["ready"], n))
+        print("%-16s %s %s %s %s %s   ready %d/%d" % (name, fmt(b["total"]), fmt(b["p50"]), fmt(b["p95"]), fmt(b["max"]), fmt(r["stop"]), r["ready"], n))
     print("\n%-14s %22s %18s %20s %14s" % ("", "Docker req/poll cycle", "restart: serving", "restart: all ready", "restarted"))
     for name, r in hubs.items():
         s = r["restart"]
-        print("%-14s %22.1f %18s %20s %14d" % (name, r["docker_requests_per_poll_cycle"], fmt(s["serving_after"]), fmt(s["all_ready_after"]), s["containers_restarted"]))
+        print("%-16s %22.1f %18s %20s %14d" % (name, r["docker_requests_per_poll_cycle"], fmt(s["serving_after"]), fmt(s["all_ready_after"]), s["containers_restarted"]))
+    if "hubfleet+filter" in hubs:
+        f = hubs["hubfleet+filter"]
+        print("\nDocker API filter: %.2f CPU-s during the burst, %.2f CPU-s in the whole phase, peak memory %.1f MiB"
+              % (f["filter_cpu_burst"], f["filter_cpu_total"], f["filter_peak_mib"]))
+        if "hubfleet" in hubs:
+            direct = hubs["hubfleet"]["burst"]["total"]
+            print("Through the filter / straight to the socket: %.3fx (burst total %.1f s vs %.1f s)"
+                  % (f["burst"]["total"] / direct, f["burst"]["total"], direct))
     if "hubfleet" in hubs:
         h = hubs["hubfleet"]["burst"]["total"]
         if raw:
@@ -307,6 +338,8 @@ def parse_args():
     parser.add_argument("--timeout", type=int, default=900)
     parser.add_argument("--raw-server", default="singleuser", choices=["singleuser", "lab"],
                         help="what the raw containers run: the image's jupyterhub-singleuser (default) or plain jupyter lab")
+    parser.add_argument("--filter", default="both", choices=["both", "on", "off"],
+                        help="Hubfleet straight to the Docker socket (off), through the hub's Docker API filter (on), or both")
     parser.add_argument("--skip", action="append", default=[], choices=["raw", "dockerspawner", "hubfleet"])
     parser.add_argument("--phase", default="all", choices=["all", "hub"], help=argparse.SUPPRESS)
     parser.add_argument("--spawner", default="hubfleet", help=argparse.SUPPRESS)
@@ -327,6 +360,9 @@ if __name__ == "__main__":
     if "dockerspawner" not in ARGS.skip:
         hubs["dockerspawner"] = run_hub_phase(ensure_dockerspawner_venv(), "dockerspawner", ARGS)
     if "hubfleet" not in ARGS.skip:
-        hubs["hubfleet"] = run_hub_phase(sys.executable, "hubfleet", ARGS)
+        if ARGS.filter in ("both", "off"):
+            hubs["hubfleet"] = run_hub_phase(sys.executable, "hubfleet", ARGS, "off")
+        if ARGS.filter in ("both", "on"):
+            hubs["hubfleet+filter"] = run_hub_phase(sys.executable, "hubfleet", ARGS, "on")
     print(json.dumps({"raw": raw, **hubs}, indent=1))
     report(ARGS.users, raw, hubs)

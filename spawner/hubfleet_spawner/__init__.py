@@ -1,9 +1,24 @@
-"""Hubfleet's JupyterHub spawners for Docker hosts and Docker Swarm fleets."""
+"""Hubfleet's JupyterHub spawners for Docker hosts and Docker Swarm fleets.
 
-from .dockerspawner import DockerSpawner
-from .errors import SpawnError
-from .swarmspawner import SwarmSpawner
-from .systemuserspawner import SystemUserSpawner
+The spawner classes are imported on first use, so ``hubfleet_spawner.docker_filter``
+(the hub's Docker API filter, a process of its own) loads neither JupyterHub nor the
+Docker SDK.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 __all__ = ["DockerSpawner", "SpawnError", "SwarmSpawner", "SystemUserSpawner", "__version__"]
+
+_LAZY = {
+    "DockerSpawner": ".dockerspawner",
+    "SpawnError": ".errors",
+    "SwarmSpawner": ".swarmspawner",
+    "SystemUserSpawner": ".systemuserspawner",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

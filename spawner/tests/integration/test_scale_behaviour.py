@@ -17,15 +17,16 @@ POLL_INTERVAL = 3
 
 @pytest.fixture(scope="module")
 def counted_hub(image, tmp_path_factory):
-    """A hub whose Docker API traffic goes through a counting proxy."""
+    """A hub whose Docker API traffic goes through a counting proxy (then the filter)."""
     workdir = tmp_path_factory.mktemp("counted-hub")
-    proxy = CountingDockerProxy(str(workdir / "docker.sock")).start()
+    socket_path = str(workdir / "docker.sock")
     hub = Hub(
         workdir,
         image=image,
         extra_config="c.DockerSpawner.client_kwargs = {'base_url': 'unix://%s'}\n"
-        "c.Spawner.poll_interval = %d\n" % (proxy.path, POLL_INTERVAL),
+        "c.Spawner.poll_interval = %d\n" % (socket_path, POLL_INTERVAL),
     )
+    proxy = CountingDockerProxy(socket_path, upstream=str(hub.filter_socket)).start()
     hub.proxy = proxy
     try:
         hub.start()

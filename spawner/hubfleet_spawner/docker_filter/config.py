@@ -1,0 +1,101 @@
+"""The filter's policy and the hub's configuration: refuse at start what the filter would refuse.
+
+``check_hub_config(c, policy)`` runs at the end of jupyterhub_config.py. Every static
+``extra_create_kwargs``, ``extra_host_config`` and swarm ``extra_*_spec`` is put into
+the request the spawner would send and judged by the filter's rules; settings the
+policy does not cover (``post_start_cmd`` without exec, ``allow_root``, a pull policy
+that pulls) are refused too. The error names the option, so the hub fails at start
+with the reason, not at a user's spawn. Callables can only be judged at spawn time,
+by the filter itself.
+"""
+
+from ..labels import KIND_USER_SERVER, object_labels
+from .rules import Policy, Refused, check_container_create, check_service_create
+
+SPAWNER_SECTIONS = ("Spawner", "DockerSpawner", "SwarmSpawner", "SystemUserSpawner")
+
+
+class HubConfigError(ValueError):
+    """A hub setting the Docker API filter would refuse."""
+
+
+def _sections(c):
+    for name in SPAWNER_SECTIONS:
+        if name in c:
+            yield name, c[name]
+
+
+def _static(section, option):
+    value = section.get(option) if option in section else None
+    return value if isinstance(value, dict) else None
+
+
+def container_request(policy, extra_create=None, extra_host=None):
+    """The create body the DockerSpawner would send with these extras (limits as set):
+    extra_host_config merged over the spawner's own host_config, as the spawner does."""
+    from docker.types import HostConfig
+
+    host = {"network_mode": (policy.networks or ["bridge"])[0], "security_opt": ["no-new-privileges"],
+            "mem_limit": 1 << 30, "nano_cpus": 10**9, "pids_limit": 1024}
+    host.update(extra_host or {})
+    body = {"Image": "image", "User": "1000:100", "Labels": object_labels(policy.hub, KIND_USER_SERVER, "user", ""),
+            "HostConfig": dict(HostConfig(version="1.41", **host))}
+    for key, value in (extra_create or {}).items():
+        if key == "host_config":
+            body["HostConfig"] = dict(value)
+        elif key == "networking_config":
+            body["NetworkingConfig"] = value
+        else:
+            body["".join(part.capitalize() for part in key.split("_"))] = value
+    return body
+
+
+def service_request(policy, section):
+    """The create body the SwarmSpawner would send with the section's static extra specs."""
+    labels = object_labels(policy.hub, KIND_USER_SERVER, "user", "")
+    container = {"Image": "image", "User": "1000:100", "Labels": labels}
+    container.update(_static(section, "extra_container_spec") or {})
+    resources = {"Limits": {"MemoryBytes": 1 << 30, "NanoCPUs": 10**9, "Pids": 1024}}
+    resources.update(_static(section, "extra_resources_spec") or {})
+    task = {"ContainerSpec": container, "Resources": resources,
+            "Networks": [{"Target": n} for n in policy.networks[:1]]}
+    task.update(_static(section, "extra_task_spec") or {})
+    return {"Labels": labels, "TaskTemplate": task, "Mode": {"Replicated": {"Replicas": 1}},
+            "EndpointSpec": dict({"Mode": "dnsrr"}, **(_static(section, "extra_endpoint_spec") or {}))}
+
+
+def check_hub_config(c, policy):
+    """Raise HubConfigError naming the first option of ``c`` the filter would refuse."""
+    if isinstance(policy, dict):
+        policy = Policy(**policy)
+    swarm = "swarm" in str(c.JupyterHub.get("spawner_class", "") if "JupyterHub" in c else "")
+    for name, section in _sections(c):
+        def refuse(option, reason):
+            raise HubConfigError(
+                "c.%s.%s: the hub's Docker API filter would refuse it (%s). Change the option, or the "
+                "filter's settings (jupyterhub_docker_filter_*)." % (name, option, reason))
+
+        extra_create = _static(section, "extra_create_kwargs")
+        extra_host = _static(section, "extra_host_config")
+        for option, create, host in (("extra_create_kwargs", extra_create, None),
+                                     ("extra_host_config", None, extra_host)):
+            if (create or host) is None:
+                continue
+            try:
+                check_container_create(policy, container_request(policy, create, host))
+            except Refused as refusal:
+                refuse(option, "rule %s: %s" % (refusal.rule, refusal.message))
+            except TypeError as e:
+                refuse(option, str(e))
+        if swarm:
+            try:
+                check_service_create(policy, service_request(policy, section))
+            except Refused as refusal:
+                refuse("extra_*_spec", "rule %s: %s" % (refusal.rule, refusal.message))
+        if section.get("post_start_cmd") and not policy.allow_exec:
+            refuse("post_start_cmd", "rule exec: exec is off for this hub (jupyterhub_docker_filter_allow_exec)")
+        if section.get("allow_root") is True and not policy.allow_root:
+            refuse("allow_root", "rule user: root is off for this hub (jupyterhub_docker_filter_allow_root)")
+        pull_policy = str(section.get("pull_policy", "") if "pull_policy" in section else "").lower()
+        if pull_policy in ("always", "ifnotpresent") and not policy.allow_pull:
+            refuse("pull_policy", "rule pull: pulls are off for this hub")
