@@ -6,6 +6,13 @@ Docker SDK.
 """
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for readers and linters; at run time __getattr__ imports them
+    from .dockerspawner import DockerSpawner
+    from .errors import SpawnError
+    from .swarmspawner import SwarmSpawner
+    from .systemuserspawner import SystemUserSpawner
 
 __version__ = "0.1.0"
 __all__ = ["DockerSpawner", "SpawnError", "SwarmSpawner", "SystemUserSpawner", "__version__"]

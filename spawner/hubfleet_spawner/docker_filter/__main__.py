@@ -13,7 +13,9 @@ from .rules import Policy, PolicyError
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hubfleet_spawner.docker_filter", description=__doc__)
-    parser.add_argument("--config", required=True, help="the policy, a JSON file (written by the jupyterhub role)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="the policy, a JSON file (written by the jupyterhub role)")
+    source.add_argument("--policy", help="the policy as a JSON string")
     parser.add_argument("--listen", required=True, help="the Unix socket the hub connects to")
     parser.add_argument("--upstream", default="/var/run/docker.sock", help="the engine's socket")
     parser.add_argument("--mode", default="0660", help="permissions of the listening socket (octal)")
@@ -23,8 +25,11 @@ def parse_args(argv=None):
 
 
 async def run(args):
-    with open(args.config) as f:
-        policy = Policy.from_json(f.read())
+    if args.config:
+        with open(args.config) as f:
+            policy = Policy.from_json(f.read())
+    else:
+        policy = Policy.from_json(args.policy)
     proxy = DockerFilter(policy, args.upstream)
     server = await proxy.serve(args.listen, int(args.mode, 8), args.group)
     stop = asyncio.Event()

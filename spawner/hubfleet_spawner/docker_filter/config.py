@@ -99,3 +99,21 @@ def check_hub_config(c, policy):
         pull_policy = str(section.get("pull_policy", "") if "pull_policy" in section else "").lower()
         if pull_policy in ("always", "ifnotpresent") and not policy.allow_pull:
             refuse("pull_policy", "rule pull: pulls are off for this hub")
+
+
+def main(argv=None):
+    """``python -m hubfleet_spawner.docker_filter.config FILE``: load a jupyterhub_config.py
+    as JupyterHub does; exit 1 with the option named when the filter would refuse it."""
+    import sys
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    path = (argv if argv is not None else sys.argv[1:])[0]
+    try:
+        PyFileConfigLoader(path).load_config()
+    except HubConfigError as e:
+        sys.exit(str(e))
+
+
+if __name__ == "__main__":
+    main()

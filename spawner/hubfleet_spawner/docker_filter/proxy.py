@@ -49,12 +49,16 @@ async def read_request(reader):
         raise BadRequest("request head too large")
     lines = head[:-4].split(b"\r\n")
     try:
-        method, target, _version = lines[0].split(b" ", 2)
+        method, target, version = lines[0].split(b" ", 2)
     except ValueError:
         raise BadRequest("malformed request line")
+    if not version.startswith(b"HTTP/1."):
+        raise BadRequest("only HTTP/1.x is served")
     headers = []
     for line in lines[1:]:
-        name, _, value = line.partition(b":")
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise BadRequest("malformed header line")
         headers.append((name.strip(), value.strip()))
     fields = {name.lower(): value for name, value in headers}
     body = b""
@@ -93,13 +97,13 @@ def _parse_body(headers, body):
 async def _read_response(reader):
     """(status, body) of a whole HTTP response read until the engine closes the connection."""
     raw = await reader.read()
-    head, _, body = raw.partition(b"\r\n\r\n")
+    head, body = raw.split(b"\r\n\r\n", 1) if b"\r\n\r\n" in raw else (raw, b"")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
     if any(line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower() for line in lines[1:]):
         decoded, rest = [], body
         while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
+            size_line, rest = rest.split(b"\r\n", 1) if b"\r\n" in rest else (rest, b"")
             size = int(size_line.split(b";")[0] or b"0", 16)
             if size == 0:
                 break
@@ -204,10 +208,10 @@ class DockerFilter:
             if answer is not None:
                 client_writer.write(answer)
                 return
-            upgrade = any(n.lower() == b"upgrade" for n, _ in headers)
+            upgrade = any(name.lower() == b"upgrade" for name, value in headers)
             head = ["%s %s HTTP/1.1" % (method, target)]
-            head += ["%s: %s" % (n.decode("latin-1"), v.decode("latin-1")) for n, v in headers
-                     if n.lower() not in _HOP_HEADERS]
+            head += ["%s: %s" % (name.decode("latin-1"), value.decode("latin-1")) for name, value in headers
+                     if name.lower() not in _HOP_HEADERS]
             if body or method in ("POST", "PUT"):
                 head.append("Content-Length: %d" % len(body))
             head += ["Connection: Upgrade", "Upgrade: tcp"] if upgrade else ["Connection: close"]
@@ -251,7 +255,7 @@ class DockerFilter:
 
         tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done = (await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED))[0]
             for task in done:
                 task.result()
         finally:

@@ -194,7 +194,7 @@ def check_host_path(policy, source, what):
 def check_user(policy, user, what):
     if policy.allow_root:
         return
-    name = str(user if user is not None else "").split(":")[0].strip()
+    name = str(user if user is not None else "").split(":", maxsplit=1)[0].strip()
     if name in ROOT_USERS:
         raise Refused("user", "%s runs as root (user %r); root is not allowed for this hub" % (what, user or ""))
 
