@@ -78,6 +78,8 @@ c.Authenticator.admin_users = {{"admin"}}
 c.JupyterHub.services = [{{"name": "testbed", "api_token": {api_token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "testbed", "scopes": ["admin:users", "admin:servers", "access:servers", "read:users", "tokens"], "services": ["testbed"]}}]
 c.JupyterHub.spawner_class = {spawner_class!r}
+import hubfleet_spawner  # noqa: E402
+c.JupyterHub.template_paths = [hubfleet_spawner.TEMPLATES_DIR]
 c.Spawner.start_timeout = 120
 c.Spawner.poll_interval = 3
 c.Spawner.http_timeout = 60

@@ -6,6 +6,7 @@ Docker SDK.
 """
 
 import importlib
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for readers and linters; at run time __getattr__ imports them
@@ -15,7 +16,12 @@ if TYPE_CHECKING:  # for readers and linters; at run time __getattr__ imports th
     from .systemuserspawner import SystemUserSpawner
 
 __version__ = "0.1.0"
-__all__ = ["DockerSpawner", "SpawnError", "SwarmSpawner", "SystemUserSpawner", "__version__"]
+
+# JupyterHub page templates that show what the spawner knows (why a server stopped):
+# c.JupyterHub.template_paths = [hubfleet_spawner.TEMPLATES_DIR]
+TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
+__all__ = ["DockerSpawner", "SpawnError", "SwarmSpawner", "SystemUserSpawner", "TEMPLATES_DIR", "__version__"]
 
 _LAZY = {
     "DockerSpawner": ".dockerspawner",

@@ -36,7 +36,7 @@ from traitlets import (
 
 from . import labels, naming
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
-from .errors import SpawnError
+from .errors import SpawnError, stopped_reason
 from .reflector import ContainerState, ContainerView
 from .volumes import plan_volumes, render_nested
 
@@ -403,6 +403,10 @@ class DockerSpawner(Spawner):
         self._events_changed = asyncio.Event()
         self._starting = False
         self._resolved = {}
+        self._watched = ""
+        # Why the server last stopped by itself, for the "not running" page (shown by
+        # hubfleet_spawner's not_running.html template); cleared by the next start.
+        self.stopped_reason = ""
 
     @property
     def docker(self):
@@ -443,12 +447,15 @@ class DockerSpawner(Spawner):
         super().load_state(state)
         self.container_id = state.get("container_id", "")
         self.container_name = state.get("container_name", "")
+        self.stopped_reason = state.get("stopped_reason", "")
 
     def get_state(self):
         state = super().get_state()
         if self.container_id:
             state["container_id"] = self.container_id
             state["container_name"] = self.container_name
+        if self.stopped_reason:
+            state["stopped_reason"] = self.stopped_reason
         return state
 
     def clear_state(self):
@@ -843,8 +850,11 @@ class DockerSpawner(Spawner):
     async def start(self):
         self._events = []
         self._starting = True
+        self.stopped_reason = ""
         try:
-            return await self._start()
+            address = await self._start()
+            self.watch_server()
+            return address
         except docker.errors.APIError as e:
             raise SpawnError("Docker refused to start the server: %s" % _docker_message(e)) from None
         except naming.UnsafeNameError as e:
@@ -922,10 +932,50 @@ class DockerSpawner(Spawner):
         if state is None:
             return 0
         if state.running:
+            self.watch_server()  # a server found again after a hub restart
             return None
         return state.exit_code if state.exit_code is not None else 0
 
+    # --- a server that stops by itself -------------------------------------------
+
+    def watch_server(self):
+        """Be told by the container view the moment this server's container dies, so the
+        hub stops routing to it at once rather than at its next poll (poll_interval)."""
+        if self.container_id and self._watched != self.container_id:
+            self._watched = self.container_id
+            self.view.watch(self.container_id, self._server_died)
+
+    def unwatch_server(self):
+        if self._watched:
+            self.view.unwatch(self._watched)
+            self._watched = ""
+
+    def _server_died(self, state):
+        container_id, self._watched = self._watched, ""
+        if container_id and container_id == self.container_id and not (self._starting or self._stop_pending):
+            asyncio.ensure_future(self._notice_death(container_id))
+
+    async def _notice_death(self, container_id):
+        """Record why the server stopped, then tell the hub (poll_and_notify: its
+        callbacks remove the proxy route and mark the server stopped)."""
+        try:
+            info = await self.docker.call("inspect_container", container_id)
+        except docker.errors.NotFound:
+            info = None
+        state = (info or {}).get("State") or {}
+        if state.get("Running"):
+            self.watch_server()  # an event replayed from before a restart: still alive
+            return
+        if info is None:
+            self.stopped_reason = "Your server's container was removed. Saved files on your volumes are kept."
+        else:
+            memory = ((info.get("HostConfig") or {}).get("Memory")) or 0
+            self.stopped_reason = stopped_reason(state, memory, await self.container_logs(container_id))
+        self.log.warning("Server %s stopped by itself: %s", self._log_name, self.stopped_reason.splitlines()[0])
+        await self.poll_and_notify()
+
     async def stop(self, now=False):
+        self.unwatch_server()
         ids = [self.container_id] if self.container_id else []
         if self.remove:
             ids += [c["Id"] for c in await self.find_containers() if c["Id"] not in ids]

@@ -25,3 +25,46 @@ class SpawnError(SpawnException):
 
     def __str__(self):
         return self.jupyterhub_message
+
+
+def _format_bytes(value):
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= size and value % size == 0:
+            return "%d%s" % (value // size, unit)
+    return "%d bytes" % value
+
+
+# Exit codes of a process ended by a signal (128 + signal number).
+_SIGNALS = {130: "SIGINT", 134: "SIGABRT", 137: "SIGKILL", 139: "SIGSEGV", 143: "SIGTERM"}
+
+
+def stopped_reason(state, memory_limit=0, log_tail="", log_lines=10):
+    """What the user is told about a server that stopped by itself.
+
+    ``state`` is the ``State`` of a container inspect (``OOMKilled``, ``ExitCode``,
+    ``Error``); ``memory_limit`` the server's limit in bytes (0: none); ``log_tail``
+    the container's last output. Files saved on the user's volumes are never affected.
+    """
+    exit_code = state.get("ExitCode")
+    if state.get("OOMKilled"):
+        limit = " of %s" % _format_bytes(memory_limit) if memory_limit else ""
+        reason = (
+            "Your server ran out of memory: it used its whole limit%s and was stopped. "
+            "Saved files are kept; unsaved changes and the state of running kernels are lost. "
+            "Use less memory (or ask for a larger limit) and start it again." % limit
+        )
+    elif exit_code in _SIGNALS:
+        reason = "Your server was stopped by %s (exit code %d). Saved files are kept." % (
+            _SIGNALS[exit_code],
+            exit_code,
+        )
+    elif exit_code:
+        reason = "Your server stopped unexpectedly with exit code %s. Saved files are kept." % exit_code
+    else:
+        reason = "Your server stopped by itself. Saved files are kept."
+    if state.get("Error"):
+        reason += " Docker reported: %s." % state["Error"]
+    lines = [line for line in (log_tail or "").splitlines() if line.strip()][-log_lines:]
+    if lines:
+        reason += "\nLast log lines:\n" + "\n".join(lines)
+    return reason

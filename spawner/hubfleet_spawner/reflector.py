@@ -6,6 +6,12 @@ reads the view. The stream is opened with ``until`` so it ends by itself after
 ``resync_interval``; the view then lists again, which also repairs anything a
 dropped connection might have missed. With N running servers that is one list and
 one long-lived events request per interval, whatever N.
+
+Watching. ``watch(container_id, on_stopped)`` asks to be told, once, when a running
+container stops running or disappears: from its ``die``/``destroy`` event within a
+moment, or from the next listing when the events were missed (the daemon restarted,
+the stream dropped). The spawner uses it to tell the hub at once instead of at its
+next poll.
 """
 
 import asyncio
@@ -65,6 +71,8 @@ class ContainerView:
         self._synced = None
         self._task = None
         self._loop = None
+        # container id -> callable(state or None), called once when it stops running
+        self._watchers = {}
         self.requests = 0
 
     @classmethod
@@ -110,6 +118,25 @@ class ContainerView:
     def forget(self, container_id):
         self._containers.pop(container_id, None)
         self._learned[container_id] = None
+
+    def watch(self, container_id, on_stopped):
+        """Call ``on_stopped(state)`` once when ``container_id`` stops running (state is
+        None when the container is gone). Replaces an earlier watcher of that id."""
+        self._ensure_running()
+        self._watchers[container_id] = on_stopped
+
+    def unwatch(self, container_id):
+        """No longer call the watcher of ``container_id`` (a stop the hub asked for)."""
+        self._watchers.pop(container_id, None)
+
+    def _notify_stopped(self, container_id, state):
+        on_stopped = self._watchers.pop(container_id, None)
+        if on_stopped is None:
+            return
+        try:
+            on_stopped(state)
+        except Exception:
+            self.log.exception("Watcher of container %s failed", container_id[:12])
 
     async def _inspect(self, container_id):
         import docker.errors
@@ -181,6 +208,11 @@ class ContainerView:
             else:
                 containers[container_id] = state
         self._containers = containers
+        # Deaths whose events were missed (a daemon restart, a dropped stream).
+        for container_id in list(self._watchers):
+            state = containers.get(container_id)
+            if state is None or not state.running:
+                self._notify_stopped(container_id, state)
 
     def _follow_events(self, since, until):
         """Blocking: apply container events for this hub until ``until``."""
@@ -207,6 +239,7 @@ class ContainerView:
         state = self._containers.get(container_id)
         if action == "destroy":
             self.forget(container_id)
+            self._notify_stopped(container_id, None)
             return
         if state is None:
             labels = {k: v for k, v in attributes.items() if k.startswith("hubfleet.")}
@@ -220,6 +253,7 @@ class ContainerView:
                 state.exit_code = int(attributes.get("exitCode", 0))
             except ValueError:
                 state.exit_code = 0
+            self._notify_stopped(container_id, state)
         elif action == "pause":
             state.status = "paused"
         elif action == "unpause":
