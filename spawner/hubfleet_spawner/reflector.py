@@ -122,7 +122,6 @@ class ContainerView:
     def watch(self, container_id, on_stopped):
         """Call ``on_stopped(state)`` once when ``container_id`` stops running (state is
         None when the container is gone). Replaces an earlier watcher of that id."""
-        self._ensure_running()
         self._watchers[container_id] = on_stopped
 
     def unwatch(self, container_id):

@@ -93,3 +93,55 @@ async def test_events_track_start_die_and_destroy():
     assert view._containers["c"].exit_code == 0 and not view._containers["c"].running
     view._apply_event({"Action": "destroy", "id": "c"})
     assert "c" not in view._containers
+
+
+def watched(view, container_id):
+    seen = []
+    view.watch(container_id, seen.append)
+    return seen
+
+
+async def test_a_watcher_hears_of_a_die_event_once():
+    view = view_over(HeldListing([]))
+    view.note(ContainerState("c", "c", "running"))
+    seen = watched(view, "c")
+    view._apply_event({"Action": "die", "id": "c", "Actor": {"Attributes": {"exitCode": "137"}}})
+    view._apply_event({"Action": "destroy", "id": "c"})
+    assert [state.exit_code for state in seen] == [137]
+
+
+async def test_a_watcher_hears_of_a_removal_as_none():
+    view = view_over(HeldListing([]))
+    view.note(ContainerState("c", "c", "running"))
+    seen = watched(view, "c")
+    view._apply_event({"Action": "destroy", "id": "c"})
+    assert seen == [None]
+
+
+async def test_a_death_missed_by_the_events_is_heard_from_the_next_listing():
+    # The daemon restarted (or the stream dropped) while the container died.
+    api = HeldListing([summary("dead", "exited", "Exited (1) 3 seconds ago"), summary("alive", "running")])
+    view = view_over(api)
+    dead, alive, gone = watched(view, "dead"), watched(view, "alive"), watched(view, "gone")
+    api.release.set()
+    await view._list()
+    assert [state.exit_code for state in dead] == [1]
+    assert alive == []
+    assert gone == [None]
+
+
+async def test_an_unwatched_container_tells_nobody():
+    view = view_over(HeldListing([]))
+    view.note(ContainerState("c", "c", "running"))
+    seen = watched(view, "c")
+    view.unwatch("c")
+    view._apply_event({"Action": "die", "id": "c", "Actor": {"Attributes": {"exitCode": "0"}}})
+    assert seen == []
+
+
+async def test_other_containers_events_leave_a_watcher_alone():
+    view = view_over(HeldListing([]))
+    seen = watched(view, "c")
+    view._apply_event({"Action": "die", "id": "other", "Actor": {"Attributes": {"exitCode": "1"}}})
+    view._apply_event({"Action": "start", "id": "c"})
+    assert seen == []
