@@ -350,3 +350,15 @@ class Hub(HubAPI):
             container.remove(force=True)
         for volume in self.docker.volumes.list(filters={"label": label}):
             volume.remove(force=True)
+
+    def __enter__(self):
+        """``with Hub(...) as hub:`` starts it; leaving stops it and removes its objects."""
+        try:
+            return self.start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.cleanup()

@@ -27,17 +27,9 @@ NOTICE_WITHIN = 15
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    hub = Hub(
-        tmp_path_factory.mktemp("faults-hub"),
-        image=singleuser_image(),
-        extra_config="c.Spawner.poll_interval = %d\n" % POLL_INTERVAL,
-    )
-    try:
-        hub.start()
+    config = "c.Spawner.poll_interval = %d\n" % POLL_INTERVAL
+    with Hub(tmp_path_factory.mktemp("faults-hub"), image=singleuser_image(), extra_config=config) as hub:
         yield hub
-    finally:
-        hub.stop()
-        hub.cleanup()
 
 
 def container_of(hub, user):
