@@ -326,6 +326,12 @@ class Hub(HubAPI):
     def stop_hub(self, timeout=30):
         _end(self.process, timeout)
 
+    def kill_hub(self):
+        """SIGKILL the hub process, as a crash or an OOM kill of its container would; its
+        proxy keeps running (the next start takes it over from its pid file)."""
+        self.process.kill()
+        self.process.wait()
+
     def restart(self):
         """Restart the hub process (the filter keeps running, as its container would)."""
         self.stop_hub()

@@ -371,6 +371,13 @@ class DockerSpawner(Spawner):
         "view follows Docker events, so poll() asks the engine nothing.",
     ).tag(config=True)
 
+    orphan_grace_period = Float(
+        120.0,
+        help="Seconds after the hub starts before it stops running user containers that no "
+        "server in its database owns (left by spawns cut short when the hub was killed). "
+        "They are stopped, not removed; the user's next start replaces them. 0: never.",
+    ).tag(config=True)
+
     # --- state -------------------------------------------------------------------
 
     container_id = Unicode("")
@@ -415,7 +422,12 @@ class DockerSpawner(Spawner):
 
     @property
     def view(self):
-        return ContainerView.shared(self.docker, self.hub_label, self.log, self.container_view_resync_interval)
+        view = ContainerView.shared(self.docker, self.hub_label, self.log, self.container_view_resync_interval)
+        view.reap_orphans(self.orphan_grace_period, self._stop_orphan)
+        return view
+
+    async def _stop_orphan(self, container_id):
+        await self.docker.call("stop", container_id, timeout=self.stop_timeout)
 
     def template_names(self, image=""):
         """The fields name templates see for this user and server."""
@@ -881,10 +893,12 @@ class DockerSpawner(Spawner):
 
         if existing:
             self.emit(40, "Restarting the existing container")
+            self.view.claim(existing)
             await self.reuse_api_token(existing)
         else:
             self.emit(40, "Creating the container")
             self.container_id = await self.create_container(image, image_info)
+            self.view.claim(self.container_id)
         async with self.boot_slot():
             self.emit(60, "Starting the container")
             await self.docker.call("start", self.container_id)
@@ -924,6 +938,9 @@ class DockerSpawner(Spawner):
                 self.api_token = item.split("=", 1)[1]
 
     async def poll(self):
+        # The hub polls every recorded server as it starts: that starts the view (and with
+        # it the orphan reaper) even when no recorded server has a container.
+        self.view.start()
         if self._starting:
             return None
         if not self.container_id:

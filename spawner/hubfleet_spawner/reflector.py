@@ -12,6 +12,12 @@ container stops running or disappears: from its ``die``/``destroy`` event within
 moment, or from the next listing when the events were missed (the daemon restarted,
 the stream dropped). The spawner uses it to tell the hub at once instead of at its
 next poll.
+
+Orphans. A hub killed in the middle of spawns leaves containers that no server in its
+database knows. With ``reap_orphans(grace, stop)`` the view stops, once, ``grace``
+seconds after its first listing, every running user-server container that existed
+before this process started and that no spawner has claimed (``claim``, ``watch``) by
+then. Stopping keeps the container and its volumes; the user's next start replaces it.
 """
 
 import asyncio
@@ -19,7 +25,7 @@ import re
 import threading
 import time
 
-from .labels import LABEL_HUB
+from .labels import KIND_USER_SERVER, LABEL_HUB, LABEL_KIND
 
 _EXIT_CODE = re.compile(r"Exited \((-?\d+)\)")
 
@@ -27,14 +33,15 @@ _EXIT_CODE = re.compile(r"Exited \((-?\d+)\)")
 class ContainerState:
     """What the view knows about one container."""
 
-    __slots__ = ("id", "name", "status", "exit_code", "labels")
+    __slots__ = ("id", "name", "status", "exit_code", "labels", "created")
 
-    def __init__(self, id, name, status, exit_code=None, labels=None):
+    def __init__(self, id, name, status, exit_code=None, labels=None, created=None):
         self.id = id
         self.name = name
         self.status = status
         self.exit_code = exit_code
         self.labels = labels or {}
+        self.created = created  # seconds since the epoch, when the listing said
 
     @property
     def running(self):
@@ -51,6 +58,7 @@ class ContainerState:
             status=summary.get("State") or "unknown",
             exit_code=int(match.group(1)) if match else None,
             labels=summary.get("Labels") or {},
+            created=summary.get("Created"),
         )
 
 
@@ -73,6 +81,9 @@ class ContainerView:
         self._loop = None
         # container id -> callable(state or None), called once when it stops running
         self._watchers = {}
+        self._claimed = set()
+        self._orphan_reaper = None  # (grace seconds, async stop(container_id))
+        self._born = time.time()
         self.requests = 0
 
     @classmethod
@@ -83,6 +94,10 @@ class ContainerView:
         if view is None:
             view = cls._shared[key] = cls(api, hub, log, resync_interval)
         return view
+
+    def start(self):
+        """Begin listing and following events (idempotent; needs a running event loop)."""
+        self._ensure_running()
 
     def _ensure_running(self):
         loop = asyncio.get_running_loop()
@@ -124,6 +139,41 @@ class ContainerView:
         None when the container is gone). Replaces an earlier watcher of that id."""
         self._watchers[container_id] = on_stopped
 
+    def claim(self, container_id):
+        """A spawner owns ``container_id`` (it is starting or running it): never an orphan."""
+        self._claimed.add(container_id)
+
+    def reap_orphans(self, grace, stop):
+        """Stop unclaimed user-server containers ``grace`` s after the first listing (once)."""
+        if self._orphan_reaper is None and grace > 0:
+            self._orphan_reaper = (grace, stop)
+
+    def orphans(self):
+        """Running user-server containers from before this process that nobody claims."""
+        return [
+            state
+            for state in self._containers.values()
+            if state.running
+            and state.labels.get(LABEL_KIND) == KIND_USER_SERVER
+            and state.id not in self._claimed
+            and state.id not in self._watchers
+            and (state.created or 0) < self._born
+        ]
+
+    async def _reap_orphans_later(self):
+        grace, stop = self._orphan_reaper
+        await asyncio.sleep(grace)
+        for state in self.orphans():
+            self.log.warning(
+                "Stopping container %s: no server of hub %s claims it (a spawn cut short by a hub restart?)",
+                state.name,
+                self.hub,
+            )
+            try:
+                await stop(state.id)
+            except Exception as e:
+                self.log.warning("Could not stop orphan container %s: %s", state.name, e)
+
     def unwatch(self, container_id):
         """No longer call the watcher of ``container_id`` (a stop the hub asked for)."""
         self._watchers.pop(container_id, None)
@@ -154,11 +204,14 @@ class ContainerView:
         )
 
     async def _run(self):
+        reaping = None
         while True:
             try:
                 since = int(time.time()) - 1
                 await self._list()
                 self._synced.set()
+                if reaping is None and self._orphan_reaper is not None:
+                    reaping = asyncio.ensure_future(self._reap_orphans_later())
                 until = since + int(self.resync_interval)
                 await self._in_daemon_thread(self._follow_events, since, until)
             except asyncio.CancelledError:

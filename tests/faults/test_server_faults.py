@@ -9,6 +9,7 @@ can only have learned it from the spawner's Docker events.
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,16 @@ from testbed.images import singleuser_image  # noqa: E402
 POLL_INTERVAL = 60
 # Far below the poll interval: only the events path can be this quick.
 NOTICE_WITHIN = 15
+ORPHAN_GRACE = 10
+BURST = 10
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    config = "c.Spawner.poll_interval = %d\n" % POLL_INTERVAL
+    config = "c.Spawner.poll_interval = %d\nc.DockerSpawner.orphan_grace_period = %d\n" % (
+        POLL_INTERVAL,
+        ORPHAN_GRACE,
+    )
     with Hub(tmp_path_factory.mktemp("faults-hub"), image=singleuser_image(), extra_config=config) as hub:
         yield hub
 
@@ -135,3 +141,60 @@ def test_a_server_stopped_by_the_hub_is_not_reported_as_a_death(hub):
     took, r = visit(session, hub, user)
     assert r.status_code == 424
     assert stopped_reason_on(r.text) is None
+
+
+def running_user_containers(hub, user):
+    return [c for c in hub.containers(**{"hubfleet.user": user}) if c.status == "running"]
+
+
+def test_a_hub_killed_during_a_burst_of_spawns_leaves_nothing_stuck_or_orphaned(hub):
+    users = ["drill-burst-%d" % i for i in range(BURST)]
+    for user in users:
+        hub.create_user(user)
+    pool = ThreadPoolExecutor(BURST)
+    requests_sent = [pool.submit(hub.api, "POST", hub.server_path(user)) for user in users]
+
+    # Kill the hub once some containers exist and some spawns are still on their way.
+    deadline = time.monotonic() + 120
+    while len(hub.containers()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    hub.kill_hub()
+    killed_at = time.monotonic()
+    for sent in requests_sent:
+        try:
+            sent.result()
+        except requests.RequestException:
+            pass  # the hub died under this request
+    pool.shutdown()
+    left = {user: len(hub.containers(**{"hubfleet.user": user})) for user in users}
+    print("hub killed with containers for %d of %d users" % (sum(1 for n in left.values() if n), BURST))
+
+    hub.start()
+    print("hub answering again %.1f s after the kill" % (time.monotonic() - killed_at))
+    for user in users:
+        model = hub.server_model(user)
+        assert model is None or (model["ready"] and not model["pending"]), (user, model)
+    adopted = {user for user in users if hub.server_model(user)}
+
+    # Before anyone comes back: once the grace period is over, the only running user
+    # containers are those of servers the hub adopted (the rest were stopped).
+    def orphans():
+        return [user for user in users if user not in adopted and running_user_containers(hub, user)]
+
+    deadline = time.monotonic() + ORPHAN_GRACE + 60
+    while orphans() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert orphans() == [], "containers nobody owns kept running"
+    print("no orphan running %.1f s after the kill (%d adopted)" % (time.monotonic() - killed_at, len(adopted)))
+
+    # Every user starts again; each ends with exactly one running server.
+    for user in users:
+        if user not in adopted:
+            r = hub.spawn(user)
+            assert r.status_code in (201, 202), (user, r.text)
+    for user in users:
+        hub.wait_ready(user)
+        assert len(running_user_containers(hub, user)) == 1, user
+    print("all %d users ready %.1f s after the kill" % (BURST, time.monotonic() - killed_at))
+    for user in users:
+        hub.stop_server(user)

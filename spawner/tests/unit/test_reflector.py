@@ -145,3 +145,45 @@ async def test_other_containers_events_leave_a_watcher_alone():
     view._apply_event({"Action": "die", "id": "other", "Actor": {"Attributes": {"exitCode": "1"}}})
     view._apply_event({"Action": "start", "id": "c"})
     assert seen == []
+
+
+def user_server(container_id, state="running", created=0, kind="user-server"):
+    return ContainerState(container_id, container_id, state, labels={"hubfleet.kind": kind}, created=created)
+
+
+def test_orphans_are_unclaimed_running_user_servers_from_before_the_view():
+    view = view_over(HeldListing([]))
+    for state in (
+        user_server("orphan"),
+        user_server("claimed"),
+        user_server("watched"),
+        user_server("stopped", state="exited"),
+        user_server("hub", kind="hub"),
+        user_server("new", created=view._born + 5),  # created by this process's spawns
+    ):
+        view._containers[state.id] = state
+    view.claim("claimed")
+    view.watch("watched", lambda state: None)
+    assert [state.id for state in view.orphans()] == ["orphan"]
+
+
+async def test_the_reaper_stops_each_orphan_once_after_the_grace_period():
+    view = view_over(HeldListing([]))
+    view._containers["orphan"] = user_server("orphan")
+    view._containers["mine"] = user_server("mine")
+    stopped = []
+
+    async def stop(container_id):
+        stopped.append(container_id)
+
+    view.reap_orphans(0.01, stop)
+    view.reap_orphans(99, None)  # the first setting holds
+    view.claim("mine")
+    await view._reap_orphans_later()
+    assert stopped == ["orphan"]
+
+
+def test_no_grace_means_no_reaping():
+    view = view_over(HeldListing([]))
+    view.reap_orphans(0, None)
+    assert view._orphan_reaper is None
