@@ -364,6 +364,28 @@ class Swarm:
             raise ValueError("availability must be active, pause or drain, got %r" % (availability,))
         self._update_node(node, lambda spec: spec.__setitem__("Availability", availability))
 
+    def stop_node(self, node, timeout=10):
+        """Stop a node's host container, as a lost machine: its engine and servers go with it."""
+        self.host.containers.get(node).stop(timeout=timeout)
+        client = self._clients.pop(node, None)
+        if client is not None:
+            client.close()
+
+    def start_node(self, node, timeout=120):
+        """Start a stopped node's host container again and wait until its engine answers.
+
+        The address on the test bridge must stay the same: the swarm knows its nodes by it.
+        """
+        address = self._ips.pop(node, None)
+        self.host.containers.get(node).start()
+        if address is not None and self.node_ip(node) != address:
+            raise RuntimeError("node %s came back at %s, not %s" % (node, self.node_ip(node), address))
+        self._wait_engine(node, timeout)
+
+    def node_state(self, node):
+        """The node's state in the swarm, as the manager sees it (ready, down, ...)."""
+        return self.swarm_node(node).attrs["Status"]["State"]
+
     def exec(self, node, *command, check=True, stdin=None):
         """Run a command in the node (``docker exec``); returns the CompletedProcess."""
         result = subprocess.run(
@@ -540,6 +562,8 @@ class SwarmHub(HubAPI):
                 self.swarm.overlay: self.docker.api.create_endpoint_config(ipv4_address=self.overlay_ip)
             },
             ports={"%d/tcp" % HUB_PROXY_PORT: HUB_PROXY_PORT},
+            # As the single-host role runs the hub: back by itself after its engine restarts.
+            restart_policy={"Name": "unless-stopped"},
             volumes={
                 "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
                 self.data_volume: {"bind": HUB_DATA, "mode": "rw"},

@@ -34,6 +34,48 @@ TASK_PROGRESS = {
 }
 TASK_ACTIVE = set(TASK_PROGRESS)
 TASK_FAILED = {"failed", "rejected", "orphaned", "remove", "shutdown"}
+# Node states in which the node's tasks no longer run as far as the swarm knows: a node
+# whose host is gone keeps its tasks "running" in the swarm's view until it comes back.
+NODE_LOST = {"down", "unknown", "disconnected"}
+
+
+def lost_node(task, node):
+    """The hostname of the node a running task was lost with, or None if it still runs.
+
+    ``task`` and ``node`` are a swarm task and its node (``inspect_node``; None if the
+    swarm no longer knows the node). A task whose node is down (or removed) is lost even
+    though its last reported state is still "running": nobody is left to report otherwise.
+    """
+    if not task or not task.get("NodeID"):
+        return None
+    if node is None:
+        return task["NodeID"][:12]
+    if node.get("Status", {}).get("State") in NODE_LOST:
+        return node.get("Description", {}).get("Hostname") or task["NodeID"][:12]
+    return None
+
+
+def _where_files_are(hostname, shared_storage):
+    if shared_storage:
+        return "Your files are on shared storage, so this server has them."
+    return (
+        "Your files are on volumes of node %s: a server started while it is down runs on "
+        "another node, with empty volumes. Your files are back when %s returns; ask an "
+        "administrator if you need them sooner." % (hostname, hostname)
+    )
+
+
+def lost_node_reason(hostname, shared_storage):
+    """What the user is told when their server's node was lost (the "not running" page)."""
+    return (
+        "The node your server ran on (%s) is down, so your server stopped: unsaved changes "
+        "and the state of running kernels are lost. %s" % (hostname, _where_files_are(hostname, shared_storage))
+    )
+
+
+def lost_node_start_message(hostname, shared_storage):
+    """What the next start tells the user (the spawn page) after a node was lost."""
+    return "Your last server was lost with node %s. %s" % (hostname, _where_files_are(hostname, shared_storage))
 
 
 def _spec(value):
@@ -98,6 +140,8 @@ class SwarmSpawner(DockerSpawner):
     ).tag(config=True)
 
     service_id = Unicode("")
+    # The node the last server was lost with (kept across stops, for the next start's message).
+    lost_on_node = Unicode("")
 
     @default("pull_policy")
     def _pull_policy_default(self):
@@ -107,12 +151,15 @@ class SwarmSpawner(DockerSpawner):
     def load_state(self, state):
         super().load_state(state)
         self.service_id = state.get("service_id", "")
+        self.lost_on_node = state.get("lost_on_node", "")
 
     def get_state(self):
         state = super().get_state()
         if self.service_id:
             state["service_id"] = self.service_id
             state["service_name"] = self.container_name
+        if self.lost_on_node:
+            state["lost_on_node"] = self.lost_on_node
         return state
 
     def clear_state(self):
@@ -252,6 +299,13 @@ class SwarmSpawner(DockerSpawner):
     def newest(tasks):
         return max(tasks, key=lambda t: (t.get("Version", {}).get("Index", 0), t.get("CreatedAt", ""))) if tasks else None
 
+    async def task_node(self, task):
+        """The task's node (inspect_node), or None if the swarm no longer has it."""
+        try:
+            return await self.docker.call("inspect_node", task["NodeID"])
+        except docker.errors.NotFound:
+            return None
+
     async def node_name(self, task):
         node_id = task.get("NodeID")
         if not node_id:
@@ -305,6 +359,10 @@ class SwarmSpawner(DockerSpawner):
         self._resolved = await self.resolved_limits()
         self.container_name = self.object_name
         self.emit(5, "Preparing %s" % image)
+        if self.lost_on_node:
+            # Said on the spawn page: the user's files may not be where this server runs.
+            self.emit(6, lost_node_start_message(self.lost_on_node, bool(self.volume_driver)))
+            self.lost_on_node = ""
         await self.check_network()
         image_info = await self.ensure_image(image)
         for stale in await self.find_services():
@@ -361,7 +419,13 @@ class SwarmSpawner(DockerSpawner):
             return None
         state = task.get("Status", {}).get("State")
         if state in TASK_ACTIVE:
-            return None
+            hostname = lost_node(task, await self.task_node(task))
+            if hostname is None:
+                return None
+            self.lost_on_node = hostname
+            self.stopped_reason = lost_node_reason(hostname, bool(self.volume_driver))
+            self.log.warning("Server %s lost with node %s", self._log_name, hostname)
+            return 1
         exit_code = task.get("Status", {}).get("ContainerStatus", {}).get("ExitCode")
         return exit_code if exit_code is not None else 0
 
