@@ -54,6 +54,8 @@ from testbed.hub import COMMON_CONFIG_TEMPLATE, HubAPI, bridge_gateway
 from testbed.images import TEST_LABEL, hub_image, node_image
 
 OWNER_LABEL = "hubfleet.testbed.owner"
+# Removing a node with its engine volume can take minutes on a busy 2-core machine.
+HOST_API_TIMEOUT = 300
 NODE_API_PORT = 2375
 SWARM_PORT = 2377
 DEFAULT_OVERLAY = "hubfleet-overlay"
@@ -122,7 +124,7 @@ def cleanup_by_label(swarm_id=None, client=None):
     (leftovers of crashed or killed runs). Only objects carrying the test bed's owner
     label are considered, so other people's objects are never touched.
     """
-    client = client or docker.from_env()
+    client = client or docker.from_env(timeout=HOST_API_TIMEOUT)
     if swarm_id:
         doomed = {"swarm-%s" % swarm_id}
     else:
@@ -168,7 +170,7 @@ class Swarm:
         self.dockerd_args = dockerd_args
         self.image = image
         self.owner = os.getpid() if owner is None else owner
-        self.host = docker.from_env()
+        self.host = docker.from_env(timeout=HOST_API_TIMEOUT)
         self.network_name = "hft-%s" % self.label_value
         self.nodes = []
         self.gateway = None

@@ -9,7 +9,7 @@ import docker
 import pytest
 
 from testbed.images import TEST_LABEL
-from testbed.swarm import OWNER_LABEL, ROLE_LABEL, cleanup_by_label
+from testbed.swarm import HOST_API_TIMEOUT, OWNER_LABEL, ROLE_LABEL, cleanup_by_label
 
 pytestmark = pytest.mark.swarm
 
@@ -189,7 +189,7 @@ def test_swarm_hub_restart_keeps_users_and_their_server(swarm_hub):
 
 
 def test_cleanup_by_label_removes_only_runs_whose_owner_is_gone():
-    host = docker.from_env()
+    host = docker.from_env(timeout=HOST_API_TIMEOUT)
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()  # a process id that no longer runs: a crashed test run
     dead = {TEST_LABEL: "swarm-cleanupdead%d" % os.getpid(), OWNER_LABEL: str(finished.pid)}
