@@ -464,6 +464,9 @@ class Swarm:
 HUB_DATA = "/srv/jupyterhub/data"
 HUB_CONFIG = "/etc/jupyterhub/jupyterhub_config.py"
 HUB_PROXY_PORT = 8000
+# The hub image's jupyterhub user (roles/images/files/hub/Dockerfile) and the filter's socket.
+HUB_UID = 901
+FILTER_SOCKET = "/run/hubfleet-filter/docker.sock"
 
 SWARM_HUB_CONFIG_TEMPLATE = (
     """\
@@ -484,13 +487,14 @@ c.SwarmSpawner.network_name = {overlay!r}
 )
 
 
-def _tar_one(name, data, mode=0o600):
-    """A tar archive holding one file, for ``put_archive``."""
+def _tar_one(name, data, mode=0o600, owner=None):
+    """A tar archive holding one file (owned by ``owner``, the hub's uid by default), for ``put_archive``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mode = mode
+        info.uid = info.gid = HUB_UID if owner is None else owner
         info.mtime = int(time.time())
         archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
@@ -499,14 +503,18 @@ def _tar_one(name, data, mode=0o600):
 class SwarmHub(HubAPI):
     """JupyterHub (with CHP) as a container on the swarm manager, on the attachable overlay.
 
-    The manager's docker socket is mounted into the hub container (the hub is trusted;
-    user servers never get it). The hub's database and cookie secret live in a volume on
+    As in a deployment, the hub runs as the image's non-root user and reaches the manager's
+    engine only through the hub's Docker API filter: a second container of the hub image on
+    the manager, the only one that mounts the Docker socket, serving the filtered API on a
+    Unix socket in a volume it shares with the hub (``docker_filter=False``: the hub mounts
+    the socket itself). The hub's database and cookie secret live in a volume on
     the manager, so ``restart()`` keeps users and servers. The hub has a fixed address on
     the overlay (``hub_connect_ip``), the same after a restart. The proxy is published on
     the manager's address: the tests reach ``http://<manager ip>:8000``.
     """
 
-    def __init__(self, swarm, singleuser, spawner_class="hubfleet-swarm", extra_config="", image=None, hub_label=None):
+    def __init__(self, swarm, singleuser, spawner_class="hubfleet-swarm", extra_config="", image=None, hub_label=None,
+                 docker_filter=True, filter_policy=None):
         self.swarm = swarm
         self.singleuser = singleuser
         self.spawner_class = spawner_class
@@ -521,6 +529,10 @@ class SwarmHub(HubAPI):
         self.api_token = secrets.token_hex(16)
         self.overrides = {}
         self.container = None
+        self.docker_filter = docker_filter
+        self.filter_policy = filter_policy or {}
+        self.filter_container_name = "%s-docker-filter" % self.hub_label
+        self.filter_volume = "%s-docker-api" % self.hub_label
 
     @property
     def url(self):
@@ -548,12 +560,58 @@ class SwarmHub(HubAPI):
             overrides=HUB_DATA + "/overrides.json",
         ) + "\n" + self.extra_config + "\n"
 
+    def policy(self):
+        """The Docker API filter's policy: this hub's label and overlay; pulls allowed and no
+        memory or CPU limit required, as for the test bed's single-host hub."""
+        from hubfleet_spawner.docker_filter.rules import Policy
+
+        settings = {"hub": self.hub_label, "networks": [self.swarm.overlay], "allow_pull": True,
+                    "require_memory_limit": False, "require_cpu_limit": False}
+        settings.update(self.filter_policy)
+        return Policy(**settings)
+
+    def start_filter(self, timeout=30):
+        """Start the Docker API filter container on the manager; wait for its socket."""
+        socket_gid = self.swarm.exec(self.swarm.manager, "stat", "-c", "%g", "/var/run/docker.sock").stdout.decode().strip()
+        self.docker.volumes.create(self.filter_volume, labels=self.labels("docker-api"))
+        docker_filter = self.docker.containers.run(
+            self.image,
+            ["python", "-m", "hubfleet_spawner.docker_filter", "--policy", json.dumps(self.policy().to_dict()),
+             "--listen", FILTER_SOCKET],
+            name=self.filter_container_name,
+            detach=True,
+            labels=self.labels("docker-filter"),
+            user="902:%d" % HUB_UID,
+            group_add=[socket_gid],
+            network_mode="none",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            volumes={
+                "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+                self.filter_volume: {"bind": os.path.dirname(FILTER_SOCKET), "mode": "rw"},
+            },
+        )
+
+        def listening():
+            docker_filter.reload()
+            if docker_filter.status not in ("running", "created"):
+                raise RuntimeError("the Docker API filter exited:\n" + docker_filter.logs(tail=30).decode(errors="replace"))
+            return docker_filter.exec_run(["test", "-S", FILTER_SOCKET]).exit_code == 0
+
+        _wait(listening, timeout, "the Docker API filter's socket")
+
     def start(self, timeout=90):
         """Load the images, create the data volume and hub container, wait for the API."""
         self.image = self.image or hub_image()
         self.swarm.load_image(self.image, [self.swarm.manager])
         self.swarm.load_image(self.singleuser)
         self.docker.volumes.create(self.data_volume, labels=self.labels(KIND_HUB_DATA))
+        if self.docker_filter:
+            self.start_filter()
+            engine = {self.filter_volume: {"bind": os.path.dirname(FILTER_SOCKET), "mode": "rw"}}
+        else:
+            engine = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
         self.container = self.docker.containers.create(
             self.image,
             name=self.container_name,
@@ -566,10 +624,12 @@ class SwarmHub(HubAPI):
             ports={"%d/tcp" % HUB_PROXY_PORT: HUB_PROXY_PORT},
             # As the single-host role runs the hub: back by itself after its engine restarts.
             restart_policy={"Name": "unless-stopped"},
-            volumes={
-                "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
-                self.data_volume: {"bind": HUB_DATA, "mode": "rw"},
-            },
+            # Without the filter the hub needs the socket, which only root may open.
+            user="%d:%d" % (HUB_UID, HUB_UID) if self.docker_filter else "0",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            environment={"DOCKER_HOST": "unix://" + FILTER_SOCKET} if self.docker_filter else {"DOCKER_HOST": ""},
+            volumes=dict(engine, **{self.data_volume: {"bind": HUB_DATA, "mode": "rw"}}),
         )
         self.container.put_archive(os.path.dirname(HUB_CONFIG), _tar_one(os.path.basename(HUB_CONFIG), self.config().encode()))
         self.container.start()
