@@ -303,6 +303,8 @@ def check_container_create(policy, body):
         _check_network(policy, name, what)
     if host.get("CapAdd"):
         raise Refused("cap-add", "%s may not add capabilities (%s)" % (what, ", ".join(map(str, host["CapAdd"]))))
+    if host.get("Capabilities") is not None:  # the whole capability set, replacing the defaults
+        raise Refused("cap-add", "%s may not set its capability set (Capabilities)" % what)
     for device in host.get("Devices") or []:
         path = (device or {}).get("PathOnHost") if isinstance(device, dict) else device
         if path not in policy.devices:
@@ -370,6 +372,9 @@ def check_service_create(policy, body):
         raise Refused("cap-add", "%s may not add capabilities (%s)" % (what, ", ".join(container["CapabilityAdd"])))
     if container.get("Sysctls"):
         raise Refused("sysctls", "%s may not set Sysctls" % what)
+    for key in ("Secrets", "Configs"):
+        if container.get(key):  # swarm-wide objects, other hubs' among them
+            raise Refused("swarm-objects", "%s may not mount swarm %s" % (what, key.lower()))
     privileges = container.get("Privileges") or {}
     if (privileges.get("SELinuxContext") or {}).get("Disable"):
         raise Refused("security-opt", "%s may not disable SELinux labelling" % what)
