@@ -580,6 +580,7 @@ class SwarmHub(HubAPI):
              "--listen", FILTER_SOCKET],
             name=self.filter_container_name,
             detach=True,
+            restart_policy={"Name": "unless-stopped"},
             labels=self.labels("docker-filter"),
             user="902:%d" % HUB_UID,
             group_add=[socket_gid],
