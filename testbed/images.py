@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE_FILES = ROOT / "roles" / "images" / "files"
 HOST_CA_BUNDLE = Path(os.environ.get("HUBFLEET_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 NODE_FILES = ROOT / "testbed" / "node"
+USER_IMAGE_FILES = ROOT / "testbed" / "user_images"
+USER_IMAGE_REPOSITORY = "hubfleet-test/user-image"
+# The image shapes of testbed/user_images/Dockerfile (its build targets).
+USER_IMAGE_SHAPES = ("minimal", "uid1001", "rootstart", "prefilled")
 SINGLEUSER_REPOSITORY = "hubfleet/singleuser"
 HUB_REPOSITORY = "hubfleet/hub"
 NODE_REPOSITORY = "hubfleet-test/swarm-node"
@@ -160,11 +164,51 @@ def node_image():
     return _build(ref, NODE_FILES, {"BASE_IMAGE": base}, "swarm-node", "Debian's docker.io on %s" % base)
 
 
+def user_images(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
+    """Build (or find) the notebook images of other shapes (testbed/user_images/):
+    returns {shape: reference}. One build context; the targets share the venv layer."""
+    if jupyterhub_version is None:
+        import jupyterhub
+
+        jupyterhub_version = jupyterhub.__version__
+    base = base_image()
+    files = _tree_bytes(USER_IMAGE_FILES)
+    ca_bytes = _ca_bytes(ca_bundle)
+    parts = [_image_id(base).encode(), jupyterhub_version.encode(), ca_bytes]
+    for name, content in files:
+        parts += [name.encode(), content]
+    digest = content_hash(*parts)
+    refs = {shape: "%s:%s-%s" % (USER_IMAGE_REPOSITORY, shape, digest) for shape in USER_IMAGE_SHAPES}
+    missing = [shape for shape, ref in refs.items() if not _image_exists(ref)]
+    if not missing:
+        return refs
+    with tempfile.TemporaryDirectory(prefix="hubfleet-build-") as context:
+        context = Path(context)
+        for name, content in files + [("ca-bundle.crt", ca_bytes)]:
+            (context / name).write_bytes(content)
+        for shape in missing:
+            _log("building %s (target %s on %s)" % (refs[shape], shape, base))
+            subprocess.run(
+                ["docker", "build", "--quiet", "--target", shape, "--label", "org.hubfleet.image=test-" + shape,
+                 "--build-arg", "BASE_IMAGE=" + base, "--build-arg", "JUPYTERHUB_VERSION=" + jupyterhub_version,
+                 "--tag", refs[shape], str(context)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+    return refs
+
+
 def _ca_bytes(ca_bundle):
     return ca_bundle.read_bytes() if ca_bundle and Path(ca_bundle).exists() else b""
 
 
-BUILDERS = {"singleuser": singleuser_image, "hub": hub_image, "node": node_image, "base": base_image}
+BUILDERS = {
+    "singleuser": singleuser_image,
+    "hub": hub_image,
+    "node": node_image,
+    "base": base_image,
+    "user-images": user_images,
+}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or ["singleuser"]:

@@ -34,7 +34,7 @@ from traitlets import (
     validate,
 )
 
-from . import labels, naming
+from . import labels, naming, ownership
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
 from .reflector import ContainerState, ContainerView
@@ -42,6 +42,9 @@ from .volumes import plan_volumes, render_nested
 
 DEFAULT_IMAGE = "hubfleet/singleuser:latest"
 ROOT_USERS = ("", "0", "root", "0:0", "root:root")
+# root_start: what an entrypoint needs to switch to NB_UID (SETUID, SETGID) and to
+# chown the home (CHOWN_HOME); lost with the switch, and no-new-privileges stays.
+ROOT_START_CAPABILITIES = ("CHOWN", "SETUID", "SETGID")
 LOG_LINES_ON_FAILURE = 20
 
 # Deprecated dockerspawner names → current names (dockerspawner's own table).
@@ -340,6 +343,28 @@ class DockerSpawner(Spawner):
         help="""Let containers run as root. Off: an image whose user is root runs as
         `default_user` instead, with every capability dropped. An explicit
         `extra_create_kwargs["user"]` of root needs this on.""",
+    ).tag(config=True)
+
+    root_start = Bool(
+        False,
+        help="""For images that start as root and switch to the notebook user
+        themselves, as docker-stacks images do (`NB_UID`, `NB_GID`, `NB_USER`,
+        `CHOWN_HOME`). The container starts as root with every capability dropped
+        except SETUID and SETGID (to switch user) and CHOWN (for `CHOWN_HOME`), and
+        keeps no-new-privileges; the entrypoint must drop to `NB_UID` before it runs
+        the server, whose process then has no capability left. Volumes are prepared
+        for `NB_UID`:`NB_GID` (from `environment`, else the image's, else 1000:100).
+        Not needed for images with a non-root `USER`.""",
+    ).tag(config=True)
+
+    prepare_volumes = Bool(
+        True,
+        help="""Make every writable mount writable by the server's user at its first
+        spawn, whatever the image: a named volume created for this spawn has its root
+        chowned to the server's uid:gid (after Docker copied the image's files into
+        it), a writable host bind or a foreign volume only when its root is empty.
+        Runs a short-lived container of the user's image with only CAP_CHOWN,
+        CAP_DAC_OVERRIDE and CAP_FOWNER and no network; never recursive.""",
     ).tag(config=True)
 
     default_user = Unicode(
@@ -666,12 +691,64 @@ class DockerSpawner(Spawner):
         return self.object_labels(labels.KIND_USER_VOLUME, server=self.name if server_scoped else "")
 
     async def create_volumes(self, settings):
-        """Create the named volumes of a plan, labelled for this user (and server)."""
+        """Create the named volumes of a plan, labelled for this user (and server).
+
+        Returns (names created now, existing names that were prepared when created).
+        """
+        created, prepared = [], []
         for name in settings.plan.named_volumes:
             try:
-                await self.docker.call("inspect_volume", name)
+                info = await self.docker.call("inspect_volume", name)
             except docker.errors.NotFound:
-                await self.docker.call("create_volume", name=name, labels=settings.volume_labels)
+                driver = settings.plan.volume_drivers.get(name) or {}
+                await self.docker.call(
+                    "create_volume",
+                    name=name,
+                    driver=driver.get("Name"),
+                    driver_opts=driver.get("Options") or None,
+                    labels=dict(settings.volume_labels, **{ownership.LABEL_PREPARED: "1"}),
+                )
+                created.append(name)
+            else:
+                if ownership.LABEL_PREPARED in (info.get("Labels") or {}):
+                    prepared.append(name)
+        return created, prepared
+
+    async def prepare_user_files(self, settings, image_info, created, prepared):
+        """The ownership step: every writable mount new to this spawn becomes the
+        server user's (see ownership.py). A volume created for this spawn is removed
+        again when that fails, so the next spawn prepares it anew."""
+        if not self.prepare_volumes:
+            return
+        image_info = image_info or {}
+        image_ref = image_info.get("Id") or settings.image
+        try:
+            passwd = group = ""
+            if not self.root_start and ownership.needs_image_files(settings.user):
+                passwd, group = await ownership.image_user_files(
+                    self.docker, image_ref, self.object_labels(labels.KIND_VOLUME_PREP)
+                )
+            owner = ownership.resolve_owner(
+                settings.user,
+                passwd,
+                group,
+                root_start=self.root_start,
+                environment=settings.environment,
+                image_environment=(image_info.get("Config") or {}).get("Env") or [],
+            )
+            to_prepare = ownership.mounts_to_prepare(settings.plan, created, prepared, owner)
+            if not to_prepare:
+                return
+            self.emit(35, "Preparing your files")
+            await ownership.run_prep_container(
+                self.docker, image_ref, to_prepare, owner, self.object_labels(labels.KIND_VOLUME_PREP)
+            )
+        except (ownership.OwnerError, SpawnError, docker.errors.APIError) as e:
+            for name in created:
+                with contextlib.suppress(docker.errors.APIError):
+                    await self.docker.call("remove_volume", name)
+            message = _docker_message(e) if isinstance(e, docker.errors.APIError) else str(e)
+            raise SpawnError("Could not prepare your files: %s" % message) from None
 
     async def container_user(self, image_info):
         """The user the container runs as (non-root unless allowed)."""
@@ -682,6 +759,8 @@ class DockerSpawner(Spawner):
                     "extra_create_kwargs asks to run as root, but DockerSpawner.allow_root is off."
                 )
             return explicit
+        if self.root_start:
+            return "0"
         image_user = ((image_info or {}).get("Config") or {}).get("User") or ""
         if image_user in ROOT_USERS and not self.allow_root:
             return self.default_user
@@ -747,6 +826,9 @@ class DockerSpawner(Spawner):
             host_config["pids_limit"] = self.pids_limit
         if settings.non_root:
             host_config["cap_drop"] = ["ALL"]
+        elif self.root_start:
+            host_config["cap_drop"] = ["ALL"]
+            host_config["cap_add"] = list(ROOT_START_CAPABILITIES)
         if limits.get("mem_limit"):
             host_config["mem_limit"] = int(limits["mem_limit"])
         if limits.get("mem_guarantee"):
@@ -760,7 +842,8 @@ class DockerSpawner(Spawner):
         host_config.update(settings.extra_host)
         host_config = {k: v for k, v in host_config.items() if v is not None}
 
-        await self.create_volumes(settings)
+        created, prepared = await self.create_volumes(settings)
+        await self.prepare_user_files(settings, image_info, created, prepared)
         create = {
             "image": image,
             "name": self.object_name,

@@ -19,6 +19,7 @@ LABEL_KIND = "hubfleet.kind"
 
 KIND_USER_SERVER = "user-server"
 KIND_USER_VOLUME = "user-volume"
+KIND_VOLUME_PREP = "volume-prep"
 KIND_HUB = "hub"
 KIND_HUB_DATA = "hub-data"
 KIND_NETWORK = "network"

@@ -93,6 +93,9 @@ class SystemUserSpawner(DockerSpawner):
             raise SpawnError("Refusing to run a server as the host's root account.")
         return "%d:%d" % (account.pw_uid, account.pw_gid)
 
+    async def prepare_user_files(self, settings, image_info, created, prepared):
+        """Nothing: the user's host home keeps its host ownership as it is."""
+
     async def server_settings(self, image, image_info):
         account = self.host_account()
         settings = await super().server_settings(image, image_info)

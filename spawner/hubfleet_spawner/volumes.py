@@ -59,6 +59,8 @@ class VolumePlan:
         self.binds = {}
         self.mounts = []
         self.named_volumes = []
+        # name -> DriverConfig ({"Name", "Options"}) from a mount's VolumeOptions.
+        self.volume_drivers = {}
 
     @property
     def targets(self):
@@ -115,6 +117,9 @@ def _render_mount(mount, names, plan, format_volume_name):
         # VolumeOptions, BindOptions, TmpfsOptions … in either spelling.
         api_key = "".join(part[:1].upper() + part[1:] for part in key.split("_"))
         rendered[api_key] = render_nested(value, names)
+    driver = (rendered.get("VolumeOptions") or {}).get("DriverConfig")
+    if kind == "volume" and rendered.get("Source") and driver:
+        plan.volume_drivers[rendered["Source"]] = driver
     return rendered
 
 

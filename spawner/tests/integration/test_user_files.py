@@ -1,0 +1,149 @@
+"""Users' files with the images operators bring: writable at the first spawn, kept across
+stop and start, the server non-root with no capability (issue #11).
+
+Every image is built in the test bed from Debian packages (testbed/user_images/).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from testbed.images import user_images  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+VOLUME = "{prefix}-user-{username}"
+
+# shape -> (image, mount point, extra spawner traits, file the image put there or None)
+CASES = {
+    "minimal": ("minimal", "/home/jovyan/work", {}, None),
+    "minimal-whole-home": ("minimal", "/home/jovyan", {}, ".bashrc"),
+    "uid1001": ("uid1001", "/home/app/work", {}, None),
+    "rootstart": ("rootstart", "/home/jovyan/work", {"root_start": True, "environment": {"CHOWN_HOME": "yes"}}, None),
+    "prefilled": ("prefilled", "/home/jovyan/work", {}, "README.txt"),
+}
+
+
+@pytest.fixture(scope="module")
+def images():
+    return user_images()
+
+
+def spawn_ready(hub, user):
+    response = hub.spawn(user)
+    assert response.status_code in (201, 202), response.text
+    hub.wait_ready(user)
+    [container] = hub.containers(**{"hubfleet.user": user})
+    return container
+
+
+def save_file(hub, user, path, text):
+    body = {"type": "file", "format": "text", "content": text}
+    return hub.user_server("PUT", user, "api/contents/" + path, data=json.dumps(body))
+
+
+def read_file(hub, user, path):
+    response = hub.user_server_get(user, "api/contents/%s?content=1&format=text" % path)
+    assert response.status_code == 200, response.text
+    return response.json()["content"]
+
+
+def process_status(container, pid="1"):
+    """{field: value} of /proc/<pid>/status inside the container."""
+    result = container.exec_run(["cat", "/proc/%s/status" % pid])
+    assert result.exit_code == 0, result.output
+    return dict(line.split(":\t", 1) for line in result.output.decode().splitlines() if ":\t" in line)
+
+
+def server_pids(container):
+    """PIDs of every process in the container (PID 1 and the server it runs)."""
+    result = container.exec_run(["sh", "-c", "cd /proc && ls -d [0-9]*"])
+    return [pid for pid in result.output.decode().split() if pid != "self"]
+
+
+def assert_unprivileged(container):
+    """PID 1 and every process of the server: a non-root uid, no effective capability."""
+    exec_pids = set()
+    for pid in server_pids(container):
+        try:
+            status = process_status(container, pid)
+        except AssertionError:
+            continue  # the exec's own short-lived processes
+        if status.get("Name", "").strip() in ("cat", "sh", "ls"):
+            exec_pids.add(pid)
+            continue
+        uids = status["Uid"].split()
+        assert all(uid != "0" for uid in uids), (pid, status["Name"], status["Uid"])
+        assert int(status["CapEff"], 16) == 0, (pid, status["Name"], status["CapEff"])
+    assert process_status(container)["Uid"].split()[0] != "0"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_first_spawn_saves_and_the_file_survives_stop_and_start(hub, images, case):
+    shape, mount_point, traits, image_file = CASES[case]
+    user = "files-" + case
+    home = "/home/app" if shape == "uid1001" else "/home/jovyan"
+    relative = mount_point[len(home):].strip("/")
+    hub.set_overrides(user, image=images[shape], volumes={VOLUME: mount_point}, **traits)
+    container = spawn_ready(hub, user)
+    assert_unprivileged(container)
+    target = (relative + "/" if relative else "") + "saved-at-first-spawn.txt"
+    response = save_file(hub, user, target, "kept")
+    assert response.status_code in (200, 201), response.text
+    if image_file:
+        # Docker's copy-up of the image's files into the new volume still happened.
+        listing = container.exec_run(["ls", "-a", mount_point]).output.decode().split()
+        assert image_file in listing, listing
+    hub.stop_server(user)
+
+    container = spawn_ready(hub, user)
+    assert read_file(hub, user, target) == "kept"
+    assert_unprivileged(container)
+    hub.stop_server(user)
+    assert hub.containers(**{"hubfleet.user": user}) == []
+    assert hub.containers(**{"hubfleet.kind": "volume-prep"}) == []
+
+
+def test_without_the_ownership_step_the_minimal_image_cannot_save(hub, images):
+    """The failure of issue #11, so the test above proves the step and not the image."""
+    user = "files-unprepared"
+    hub.set_overrides(user, image=images["minimal"], volumes={VOLUME: "/home/jovyan/work"}, prepare_volumes=False)
+    spawn_ready(hub, user)
+    response = save_file(hub, user, "work/x.txt", "lost")
+    assert response.status_code == 403, response.text
+    hub.stop_server(user)
+
+
+def test_existing_data_is_not_chowned(hub, images):
+    """A second spawn prepares nothing: a file another uid owns inside the volume keeps its owner."""
+    user = "files-existing"
+    hub.set_overrides(user, image=images["minimal"], volumes={VOLUME: "/home/jovyan/work"})
+    container = spawn_ready(hub, user)
+    volume = next(m["Name"] for m in container.attrs["Mounts"] if m["Type"] == "volume")
+    hub.stop_server(user)
+    hub.docker.containers.run(
+        images["minimal"], ["sh", "-c", "touch /v/owned-by-root && chown 0:0 /v && chmod 777 /v"],
+        user="0", volumes={volume: {"bind": "/v", "mode": "rw"}}, remove=True,
+        labels={"hubfleet.hub": hub.hub_label},
+    )
+    container = spawn_ready(hub, user)
+    owners = container.exec_run(["stat", "-c", "%u %n", "/home/jovyan/work", "/home/jovyan/work/owned-by-root"])
+    assert owners.output.decode().split("\n")[:2] == ["0 /home/jovyan/work", "0 /home/jovyan/work/owned-by-root"]
+    hub.stop_server(user)
+
+
+def test_a_server_user_missing_from_the_image_fails_fast_and_keeps_no_volume(hub, images):
+    user = "files-nouser"
+    hub.set_overrides(
+        user, image=images["minimal"], volumes={VOLUME: "/home/jovyan/work"}, extra_create_kwargs={"user": "nobody-here"}
+    )
+    response = hub.spawn(user)
+    assert response.status_code >= 400, response.text
+    events = hub.progress(user)
+    assert events[-1].get("failed"), events
+    assert "nobody-here" in events[-1]["message"] and "/etc/passwd" in events[-1]["message"], events[-1]
+    assert hub.docker.volumes.list(filters={"label": "hubfleet.user=%s" % user}) == []
