@@ -37,14 +37,12 @@ from traitlets import (
 from . import labels, naming, ownership
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
+from .ownership import ROOT_START_CAPABILITIES
 from .reflector import ContainerState, ContainerView
 from .volumes import plan_volumes, render_nested
 
 DEFAULT_IMAGE = "hubfleet/singleuser:latest"
 ROOT_USERS = ("", "0", "root", "0:0", "root:root")
-# root_start: what an entrypoint needs to switch to NB_UID (SETUID, SETGID) and to
-# chown the home (CHOWN_HOME); lost with the switch, and no-new-privileges stays.
-ROOT_START_CAPABILITIES = ("CHOWN", "SETUID", "SETGID")
 LOG_LINES_ON_FAILURE = 20
 
 # Deprecated dockerspawner names → current names (dockerspawner's own table).
@@ -723,21 +721,14 @@ class DockerSpawner(Spawner):
         image_info = image_info or {}
         image_ref = image_info.get("Id") or settings.image
         try:
-            passwd = group = ""
-            if not self.root_start and ownership.needs_image_files(settings.user):
-                passwd, group = await ownership.image_user_files(
-                    self.docker, image_ref, self.object_labels(labels.KIND_VOLUME_PREP)
-                )
-            owner = ownership.resolve_owner(
+            owner = ownership.owner_spec(
                 settings.user,
-                passwd,
-                group,
                 root_start=self.root_start,
                 environment=settings.environment,
                 image_environment=(image_info.get("Config") or {}).get("Env") or [],
             )
-            to_prepare = ownership.mounts_to_prepare(settings.plan, created, prepared, owner)
-            if not to_prepare:
+            to_prepare = ownership.mounts_to_prepare(settings.plan, created, prepared)
+            if owner is None or not to_prepare:
                 return
             self.emit(35, "Preparing your files")
             await ownership.run_prep_container(

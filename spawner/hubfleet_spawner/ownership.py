@@ -6,9 +6,9 @@ missing host directory owned by root. A server running as jovyan then cannot sav
 single file. One step fixes that for every spawner, before the server's container or
 service is created:
 
-1. ``resolve_owner``: the server's uid:gid, from the configured user, the image's
-   ``USER`` (looked up in the image's own /etc/passwd and /etc/group) or, for images
-   that start as root and switch users themselves, ``NB_UID``/``NB_GID``.
+1. ``owner_spec``: whose the files must be: the configured user, the image's ``USER``
+   or, for images that start as root and switch users themselves, ``NB_UID``/``NB_GID``.
+   The prep container resolves names in the image's own /etc/passwd and /etc/group.
 2. ``mounts_to_prepare``: only what may be new. A named volume this spawn created is
    chowned at its root (after Docker's copy-up, so the image's skeleton files are
    there); a writable host bind, or a volume made by someone else, only when its
@@ -20,18 +20,17 @@ service is created:
    those capabilities.
 """
 
-import io
-import tarfile
 from collections import namedtuple
 
-import docker.errors
-import requests.exceptions
-
-from .errors import SpawnError
+# Standard library only at import: the hub's Docker API filter shares the constants.
 
 # Capabilities of the preparation container: chown a root it may not own, read past
 # a root-only mode. Nothing else; the user's server keeps none of them.
 PREP_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
+
+# root_start: what an entrypoint needs to switch to NB_UID (SETUID, SETGID) and to
+# chown the home (CHOWN_HOME); lost with the switch, and no-new-privileges stays.
+ROOT_START_CAPABILITIES = ("CHOWN", "SETUID", "SETGID")
 
 # Volumes created with this label were prepared at creation (or removed when that failed).
 LABEL_PREPARED = "hubfleet.prepared"
@@ -43,47 +42,37 @@ IF_EMPTY = "empty"  # may hold someone's data: chown its root only when it is em
 # or busybox based image has. `find -maxdepth 0 -empty` looks at the root alone.
 PREPARE_SCRIPT = r"""
 set -eu
+user=${HUBFLEET_OWNER%%:*}
+group=$(expr "$HUBFLEET_OWNER" : '[^:]*:\(.*\)' || true)
+if uid=$(id -u "$user" 2>/dev/null); then
+  login_gid=$(id -g "$user")
+else
+  case $user in
+    *[!0-9]*) echo "The server's user '$user' is not in the image's /etc/passwd." >&2; exit 3 ;;
+  esac
+  uid=$user login_gid=0  # as Docker: a uid without an /etc/passwd entry gets gid 0
+fi
+case $group in
+  "") gid=$login_gid ;;
+  *[!0-9]*)
+    gid=$(awk -F: -v g="$group" '$1 == g { print $3; exit }' /etc/group)
+    [ -n "$gid" ] || { echo "The server's group '$group' is not in the image's /etc/group." >&2; exit 3; } ;;
+  *) gid=$group ;;
+esac
 for spec in "$@"; do
-  rule=${spec%%:*}; path=${spec#*:}
+  rule=${spec%%:*} path=${spec#*:}
   if [ "$rule" = always ] || [ -n "$(find "$path" -maxdepth 0 -empty)" ]; then
-    chown "$HUBFLEET_OWNER" "$path"
-    echo "prepared $path for $HUBFLEET_OWNER"
+    chown "$uid:$gid" "$path"
+    echo "prepared $path for $uid:$gid"
   fi
 done
 """
 
-Owner = namedtuple("Owner", "uid gid")
 MountToPrepare = namedtuple("MountToPrepare", "kind source target rule mount")
 
 
 class OwnerError(ValueError):
     """The server's user cannot be resolved from the configuration and the image."""
-
-
-def _passwd_entries(text):
-    """name -> (uid, gid) from /etc/passwd text."""
-    entries = {}
-    for line in (text or "").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[2].isdigit() and fields[3].isdigit():
-            entries.setdefault(fields[0], (int(fields[2]), int(fields[3])))
-    return entries
-
-
-def _group_entries(text):
-    """name -> gid from /etc/group text."""
-    entries = {}
-    for line in (text or "").splitlines():
-        fields = line.split(":")
-        if len(fields) >= 3 and fields[2].isdigit():
-            entries.setdefault(fields[0], int(fields[2]))
-    return entries
-
-
-def needs_image_files(user):
-    """Whether resolving ``user`` needs the image's /etc/passwd or /etc/group."""
-    name, _, group = str(user or "").partition(":")
-    return not (name.isdigit() and group.isdigit())
 
 
 def _env_value(environment, key):
@@ -93,15 +82,14 @@ def _env_value(environment, key):
     return None
 
 
-def resolve_owner(user, passwd="", group="", root_start=False, environment=(), image_environment=()):
-    """The uid:gid the server's files must belong to.
+def owner_spec(user, root_start=False, environment=(), image_environment=()):
+    """Whose the server's files must be, as a user spec the prep container resolves in
+    the image's own /etc/passwd and /etc/group ("jovyan", "1001", "1000:100",
+    "app:staff"); None for a root server, which needs nothing.
 
-    ``user`` is the container's user as Docker takes it ("jovyan", "1001",
-    "1000:100", "app:staff", None for the image's root). As Docker does, a numeric
-    uid without an /etc/passwd entry and without a group gets gid 0. With
-    ``root_start`` the container starts as root and its entrypoint switches to
-    ``NB_UID``/``NB_GID`` (from the spawner's environment, else the image's, else
-    docker-stacks' 1000:100).
+    ``user`` is the container's user as Docker takes it. With ``root_start`` the
+    container starts as root and its entrypoint switches to ``NB_UID``/``NB_GID``
+    (from the spawner's environment, else the image's, else docker-stacks' 1000:100).
     """
     if root_start:
         values = []
@@ -109,39 +97,22 @@ def resolve_owner(user, passwd="", group="", root_start=False, environment=(), i
             value = _env_value(environment, key) or _env_value(image_environment, key) or fallback
             if not value.isdigit():
                 raise OwnerError("%s=%r must be a number for root_start images." % (key, value))
-            values.append(int(value))
-        return Owner(*values)
-    name, _, group_name = str(user or "").partition(":")
-    if name in ("", "root"):
-        name = "0"
-    users = _passwd_entries(passwd)
-    if name.isdigit():
-        uid = int(name)
-        primary = next((g for u, g in users.values() if u == uid), 0)
-    elif name in users:
-        uid, primary = users[name]
-    else:
-        raise OwnerError("The server's user %r is not in the image's /etc/passwd." % name)
-    if not group_name:
-        return Owner(uid, primary)
-    if group_name.isdigit():
-        return Owner(uid, int(group_name))
-    groups = _group_entries(group)
-    if group_name not in groups:
-        raise OwnerError("The server's group %r is not in the image's /etc/group." % group_name)
-    return Owner(uid, groups[group_name])
+            values.append(value)
+        return ":".join(values) if values[0] != "0" else None
+    spec = str(user if user is not None else "").strip()
+    if spec.partition(":")[0] in ("", "0", "root"):
+        return None
+    return spec
 
 
-def mounts_to_prepare(plan, created_volumes, prepared_volumes, owner):
+def mounts_to_prepare(plan, created_volumes, prepared_volumes):
     """The writable mounts of ``plan`` (a VolumePlan) that the server's user may not own yet.
 
     ``created_volumes``: named volumes created for this spawn (rule ALWAYS).
     ``prepared_volumes``: existing volumes that were prepared when created (skipped).
     Other existing volumes and writable host binds get the IF_EMPTY rule. Read-only
-    mounts, tmpfs and anonymous volumes are never touched; a root server needs nothing.
+    mounts, tmpfs and anonymous volumes are never touched.
     """
-    if owner.uid == 0:
-        return []
     wanted = []
 
     def consider(kind, source, target, mount=None):
@@ -191,45 +162,20 @@ def prep_host_config(binds, mounts):
         "security_opt": ["no-new-privileges"],
         "pids_limit": 64,
         "mem_limit": 64 * 1024 * 1024,
+        "nano_cpus": 500_000_000,
     }
     if mounts:
         config["mounts"] = mounts
     return config
 
 
-# image id -> (passwd, group) text; an image's files never change under its id.
-_IMAGE_FILES = {}
-
-
-def _read_tar_member(chunks):
-    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
-        member = archive.next()
-        return archive.extractfile(member).read().decode("utf-8", "replace") if member else ""
-
-
-async def image_user_files(api, image_id, labels):
-    """(/etc/passwd, /etc/group) of an image, read from a created, never started container."""
-    if image_id in _IMAGE_FILES:
-        return _IMAGE_FILES[image_id]
-    container = await api.call(
-        "create_container", image_id, command=["true"], entrypoint=[], labels=labels, network_disabled=True
-    )
-    texts = []
-    try:
-        for path in ("/etc/passwd", "/etc/group"):
-            try:
-                stream, _ = await api.call("get_archive", container["Id"], path)
-                texts.append(await api.run(lambda: _read_tar_member(stream)))
-            except docker.errors.NotFound:
-                texts.append("")
-    finally:
-        await api.call("remove_container", container["Id"], force=True)
-    _IMAGE_FILES[image_id] = tuple(texts)
-    return _IMAGE_FILES[image_id]
-
-
 async def run_prep_container(api, image, to_prepare, owner, labels, timeout=60):
     """Run the prep container for ``to_prepare`` and remove it; SpawnError when it fails."""
+    import docker.errors
+    import requests.exceptions
+
+    from .errors import SpawnError
+
     entrypoint, command = prepare_command(to_prepare)
     binds, mounts = prep_binds_and_mounts(to_prepare)
     container = await api.call(
@@ -238,7 +184,7 @@ async def run_prep_container(api, image, to_prepare, owner, labels, timeout=60):
         entrypoint=entrypoint,
         command=command,
         user="0:0",
-        environment=["HUBFLEET_OWNER=%d:%d" % owner],
+        environment=["HUBFLEET_OWNER=" + owner],
         labels=labels,
         network_disabled=True,
         host_config=api.client.create_host_config(**prep_host_config(binds, mounts)),
@@ -254,8 +200,8 @@ async def run_prep_container(api, image, to_prepare, owner, labels, timeout=60):
         if result.get("StatusCode"):
             logs = (await api.call("logs", container["Id"], tail=10)).decode("utf-8", "replace").strip()
             raise SpawnError(
-                "Could not make %s writable for uid %d:%d (exit status %s): %s"
-                % (", ".join(m.target for m in to_prepare), owner.uid, owner.gid, result.get("StatusCode"), logs)
+                "Could not make %s writable for %s (exit status %s): %s"
+                % (", ".join(m.target for m in to_prepare), owner, result.get("StatusCode"), logs)
             )
     finally:
         try:

@@ -14,7 +14,8 @@ import json
 import posixpath
 import re
 
-from ..labels import LABEL_HUB
+from ..labels import KIND_VOLUME_PREP, LABEL_HUB, LABEL_KIND
+from ..ownership import PREP_CAPABILITIES, ROOT_START_CAPABILITIES
 from ..volumes import DOCKER_SOCKET_PATHS
 
 _VERSION_PREFIX = re.compile(r"^/v[0-9]+(?:\.[0-9]+)?(?=/)")
@@ -66,6 +67,7 @@ class Policy:
         "require_cpu_limit": bool,
         "require_pids_limit": bool,
         "volume_drivers": list,
+        "root_start": bool,
     }
     DEFAULTS = {
         "networks": [],
@@ -78,6 +80,7 @@ class Policy:
         "require_cpu_limit": True,
         "require_pids_limit": True,
         "volume_drivers": ["local"],
+        "root_start": False,
     }
 
     def __init__(self, **settings):
@@ -277,16 +280,31 @@ def check_security_opts(options, what):
             raise Refused("security-opt", "%s: security option %r would weaken the defaults" % (what, option))
 
 
+def _root_exception(policy, body, host):
+    """The capabilities a root container may add, or None when it is none of the two
+    shapes that need root: the spawner's volume preparation (hubfleet_spawner.ownership:
+    chown the root of a new volume, no network) and, with ``root_start``, a
+    docker-stacks style server whose entrypoint switches to NB_UID. Both drop ALL first."""
+    if "ALL" not in [str(c).upper() for c in host.get("CapDrop") or []]:
+        return None
+    if (body.get("Labels") or {}).get(LABEL_KIND) == KIND_VOLUME_PREP:
+        return PREP_CAPABILITIES if host.get("NetworkMode") == "none" else None
+    return ROOT_START_CAPABILITIES if policy.root_start else None
+
+
 def check_container_create(policy, body):
     """POST /containers/create; returns the volumes that must be this hub's."""
     what = "the container"
     if not isinstance(body, dict):
         raise Refused("body", "a container create needs a JSON body")
     check_labels(policy, body.get("Labels"), what)
-    check_user(policy, body.get("User"), what)
     host = body.get("HostConfig") or {}
     if not isinstance(host, dict):
         raise Refused("body", "HostConfig must be an object")
+    allowed_caps = _root_exception(policy, body, host)
+    if allowed_caps is None:
+        check_user(policy, body.get("User"), what)
+        allowed_caps = ()
     if host.get("Privileged"):
         raise Refused("privileged", "%s may not be privileged" % what)
     for key, name in (("PidMode", "PID"), ("IpcMode", "IPC"), ("UTSMode", "UTS"), ("UsernsMode", "user"),
@@ -301,7 +319,7 @@ def check_container_create(policy, body):
     endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
     for name in endpoints:
         _check_network(policy, name, what)
-    if host.get("CapAdd"):
+    if set(map(str, host.get("CapAdd") or [])) - set(allowed_caps):
         raise Refused("cap-add", "%s may not add capabilities (%s)" % (what, ", ".join(map(str, host["CapAdd"]))))
     if host.get("Capabilities") is not None:  # the whole capability set, replacing the defaults
         raise Refused("cap-add", "%s may not set its capability set (Capabilities)" % what)

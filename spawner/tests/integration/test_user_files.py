@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from testbed.hub import Hub  # noqa: E402
 from testbed.images import user_images  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,13 @@ CASES = {
 @pytest.fixture(scope="module")
 def images():
     return user_images()
+
+
+@pytest.fixture(scope="module")
+def hub(image, tmp_path_factory):
+    """A hub whose Docker API filter allows root_start servers (the rootstart case)."""
+    with Hub(tmp_path_factory.mktemp("hub-files"), image=image, filter_policy={"root_start": True}) as hub:
+        yield hub
 
 
 def spawn_ready(hub, user):

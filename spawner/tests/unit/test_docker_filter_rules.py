@@ -378,3 +378,43 @@ def test_the_body_given_is_not_changed(policy):
     before = copy.deepcopy(body)
     decide(policy, "POST", "/containers/create", None, body)
     assert body == before
+
+
+# --- the two root shapes of issue #11: volume preparation, root_start images --------------------
+
+
+def prep_container(**host):
+    """What ownership.run_prep_container sends: root, three capabilities, no network."""
+    body = container(**dict({"NetworkMode": "none", "CapAdd": ["CHOWN", "DAC_OVERRIDE", "FOWNER"]}, **host))
+    body["User"] = "0:0"
+    body["Labels"] = dict(labels(), **{"hubfleet.kind": "volume-prep"})
+    del body["NetworkingConfig"]
+    return body
+
+
+def test_the_volume_prep_container_may_run_as_root_with_its_three_capabilities(policy):
+    verdict = decide(policy, "POST", "/containers/create", None, prep_container())
+    assert verdict.owned == [("volume", "hub1-user-ada", "refuse")]
+
+
+@pytest.mark.parametrize(
+    "change, rule",
+    [
+        ({"CapAdd": ["CHOWN", "SYS_ADMIN"]}, "cap-add"),
+        ({"NetworkMode": "hub1"}, "user"),
+        ({"CapDrop": []}, "user"),
+        ({"Binds": ["/etc:/x:rw"]}, "binds"),
+    ],
+)
+def test_the_volume_prep_shape_is_exact(policy, change, rule):
+    assert refused(policy, "POST", "/containers/create", prep_container(**change)).rule == rule
+
+
+def test_root_start_servers_need_the_policy_and_get_only_setuid_setgid_chown(policy):
+    body = container(CapAdd=["CHOWN", "SETUID", "SETGID"])
+    body["User"] = "0"
+    assert refused(policy, "POST", "/containers/create", body).rule == "user"
+    root_start = Policy(hub=HUB, networks=["hub1"], root_start=True)
+    decide(root_start, "POST", "/containers/create", None, body)
+    body["HostConfig"]["CapAdd"].append("DAC_OVERRIDE")
+    assert refused(root_start, "POST", "/containers/create", body).rule == "cap-add"
