@@ -186,6 +186,11 @@ def hub_phase(args):
         "c.Spawner.start_timeout = %d" % args.timeout,
         "c.Spawner.http_timeout = %d" % args.timeout,
     ]
+    if args.volume:
+        # A new user's first spawn with named volumes: Hubfleet prepares them (ownership.py).
+        extra.append("c.DockerSpawner.volumes = %r" % dict(v.split("=", 1) for v in args.volume))
+    if args.no_prepare and args.spawner == "hubfleet":
+        extra.append("c.DockerSpawner.prepare_volumes = False")
     if args.spawner == "dockerspawner":
         extra += [
             "c.JupyterHub.spawner_class = 'dockerspawner.DockerSpawner'",
@@ -290,6 +295,10 @@ def run_hub_phase(python, spawner, args, filter_mode="off"):
             "--image", args.image, "--poll-interval", str(args.poll_interval),
             "--poll-cycles", str(args.poll_cycles), "--timeout", str(args.timeout), "--json-out", out.name,
         ]
+        for volume in args.volume:
+            command += ["--volume", volume]
+        if args.no_prepare:
+            command.append("--no-prepare")
         subprocess.run(command, check=True)
         return json.loads(Path(out.name).read_text())
 
@@ -340,6 +349,9 @@ def parse_args():
                         help="what the raw containers run: the image's jupyterhub-singleuser (default) or plain jupyter lab")
     parser.add_argument("--filter", default="both", choices=["both", "on", "off"],
                         help="Hubfleet straight to the Docker socket (off), through the hub's Docker API filter (on), or both")
+    parser.add_argument("--volume", action="append", default=[], metavar="TEMPLATE=MOUNT",
+                        help="a named volume per user, e.g. '{prefix}-user-{username}=/home/jovyan'")
+    parser.add_argument("--no-prepare", action="store_true", help="Hubfleet without its ownership step")
     parser.add_argument("--skip", action="append", default=[], choices=["raw", "dockerspawner", "hubfleet"])
     parser.add_argument("--phase", default="all", choices=["all", "hub"], help=argparse.SUPPRESS)
     parser.add_argument("--spawner", default="hubfleet", help=argparse.SUPPRESS)
