@@ -342,4 +342,3 @@ def test_a_configuration_that_crashes_the_hub_is_rolled_back_within_a_minute_sho
     assert site.contents("drill6.txt") == "kept through a rollback"
     print("drill 6 crashing configuration: hub unanswered %.1f s (stop, new hub crash-looped, previous put "
           "back); play failed after %.0f s with the hub's log" % (outage, failed.seconds))
-
