@@ -292,12 +292,18 @@ def _root_exception(policy, body, host):
     return ROOT_START_CAPABILITIES if policy.root_start else None
 
 
+def check_labelled_body(policy, body, kind):
+    """A create request's JSON body, carrying this hub's labels; returns "the <kind>"."""
+    if not isinstance(body, dict):
+        raise Refused("body", "a %s create needs a JSON body" % kind)
+    what = "the %s" % kind
+    check_labels(policy, body.get("Labels"), what)
+    return what
+
+
 def check_container_create(policy, body):
     """POST /containers/create; returns the volumes that must be this hub's."""
-    what = "the container"
-    if not isinstance(body, dict):
-        raise Refused("body", "a container create needs a JSON body")
-    check_labels(policy, body.get("Labels"), what)
+    what = check_labelled_body(policy, body, "container")
     host = body.get("HostConfig") or {}
     if not isinstance(host, dict):
         raise Refused("body", "HostConfig must be an object")
@@ -374,10 +380,7 @@ def check_exec_create(policy, body):
 
 
 def check_service_create(policy, body):
-    what = "the service"
-    if not isinstance(body, dict):
-        raise Refused("body", "a service create needs a JSON body")
-    check_labels(policy, body.get("Labels"), what)
+    what = check_labelled_body(policy, body, "service")
     task = body.get("TaskTemplate") or {}
     if task.get("PluginSpec") or task.get("NetworkAttachmentSpec") or task.get("Runtime") not in (None, "", "container"):
         raise Refused("service-kind", "%s must run a container (no plugin or attachment specs)" % what)
