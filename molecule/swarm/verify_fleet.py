@@ -4,6 +4,7 @@
     verify_fleet.py drained     --manager NODE --hub NAME --port PORT --state FILE --drained NODE --added NODE
     verify_fleet.py hub-restart --manager NODE --hub NAME --port PORT --state FILE
     verify_fleet.py stop-all    --manager NODE --hub NAME --port PORT --state FILE
+    verify_fleet.py filter      --manager NODE --hub NAME --port PORT --state FILE
 
 `spawn`: 10 users start servers at once; each runs as a service task on a worker labelled
 hubfleet.role=user and answers through the hub's proxy; a user choosing the pool profile
@@ -13,7 +14,11 @@ the servers running on the paused worker still run, unmoved; new servers go else
 some to the added host (the emptiest node), and answer through the proxy. `hub-restart`: the
 hub's container is killed, the swarm starts a new one, and the database (users, the API
 token, the running servers) is still there. `stop-all`: stopping every server removes
-every user service.
+every user service. `filter`: the hub's task runs as uid 901 without capabilities or the
+Docker socket, its DOCKER_HOST is the Docker API filter, and from inside it what the hub may
+not ask the manager's engine (services, tasks, nodes, networks, the swarm) is refused with
+403 naming the rule (testbed/swarm_filter_probe.py, the same probe as the test bed's swarm
+suite), while what the SwarmSpawner needs works and lists show only this hub's services.
 
 The swarm is reached through `docker exec` into the manager; the hub at the manager's
 address on the test network (nothing else is contacted). Exits non-zero with a message on
@@ -26,8 +31,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from testbed import swarm_filter_probe  # noqa: E402
 
 USERS = ["fleet%02d" % i for i in range(1, 11)]
 POOL_USER = "fleetpool"
@@ -231,9 +242,52 @@ def run_stop_all(fleet, args):
     check(not fleet.user_services(), "every user service is gone (%s)" % sorted(fleet.user_services().values()))
 
 
+def run_filter(fleet, args):
+    hub = fleet.hub_container()
+    check(hub is not None, "the hub runs")
+    info = json.loads(fleet.docker("inspect", hub))[0]
+    check(info["Config"]["User"] == "901:901", "the hub runs as uid 901 (%s)" % info["Config"]["User"])
+    check(info["HostConfig"]["CapDrop"] == ["ALL"], "the hub has every capability dropped")
+    sources = [m.get("Source", "") for m in info["Mounts"]]
+    check(not any(s.endswith("docker.sock") for s in sources), "the hub does not mount the Docker socket (%s)" % sources)
+    check("DOCKER_HOST=unix:///run/hubfleet-filter/docker.sock" in info["Config"]["Env"],
+          "the hub's DOCKER_HOST is the Docker API filter's socket")
+    docker_filter = json.loads(fleet.docker("inspect", "%s-docker-filter" % fleet.hub))[0]
+    check(docker_filter["HostConfig"]["NetworkMode"] == "none" and docker_filter["HostConfig"]["CapDrop"] == ["ALL"]
+          and not docker_filter["Config"]["User"].startswith("0"),
+          "the filter container has no network, no capabilities and a non-root user")
+    image = info["Config"]["Image"]
+    made = {}
+    try:
+        for role, hub_label in (("own", fleet.hub), ("other", fleet.hub + "-other"), ("unlabelled", None)):
+            labels = ["--label", "hubfleet.test=molecule-swarm"] + (["--label", "hubfleet.hub=" + hub_label] if hub_label else [])
+            made[role] = fleet.docker("service", "create", "--detach", "--quiet", "--replicas", "0", "--no-resolve-image",
+                                      "--name", "%s-probe-%s" % (fleet.hub, role), *labels, image, "sleep", "60")
+        availability = fleet.docker("node", "ls", "--format", "{{.ID}} {{.Availability}}")
+        arguments = {"hub": fleet.hub, "image": image, "network": fleet.hub, "own_service": made["own"],
+                     "other_service": made["other"], "unlabelled_service": made["unlabelled"]}
+        done = subprocess.run(["docker", "exec", "-i", fleet.manager, "docker", "exec", "-i", hub, "python", "-",
+                               json.dumps(arguments)], input=Path(swarm_filter_probe.__file__).read_text(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+        check(done.returncode == 0, "the probe ran inside the hub (%s)" % done.stderr.strip()[-2000:])
+        result = json.loads(done.stdout)
+        for case, rule in sorted(swarm_filter_probe.EXPECTED_RULES.items()):
+            status, message = result["refusals"][case]
+            check(status == 403 and "(rule %s)" % rule in message, "refused: %s (%s %s)" % (case, status, message))
+        check(swarm_filter_probe.check(result, made) == [], "the hub lists only its services, reads nodes and info (%s)"
+              % result["allowed"])
+        check(fleet.docker("node", "ls", "--format", "{{.ID}} {{.Availability}}") == availability,
+              "no node changed")
+        check(sorted(fleet.docker("service", "ls", "--quiet", "--filter", "name=%s-probe-" % fleet.hub).split())
+              == sorted(made.values()), "the refused removals removed nothing")
+    finally:
+        for ident in made.values():
+            fleet.docker("service", "rm", ident, check_rc=False)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["spawn", "drained", "hub-restart", "stop-all"])
+    parser.add_argument("step", choices=["spawn", "filter", "drained", "hub-restart", "stop-all"])
     parser.add_argument("--manager", required=True)
     parser.add_argument("--hub", required=True)
     parser.add_argument("--port", type=int, required=True)
@@ -244,7 +298,7 @@ def main():
     parser.add_argument("--added")
     args = parser.parse_args()
     fleet = Fleet(args)
-    {"spawn": run_spawn, "drained": run_drained, "hub-restart": run_hub_restart, "stop-all": run_stop_all}[args.step](
+    {"spawn": run_spawn, "filter": run_filter, "drained": run_drained, "hub-restart": run_hub_restart, "stop-all": run_stop_all}[args.step](
         fleet, args)
 
 

@@ -3,14 +3,14 @@
 ``check_hub_config(c, policy)`` runs at the end of jupyterhub_config.py. Every static
 ``extra_create_kwargs``, ``extra_host_config`` and swarm ``extra_*_spec`` is put into
 the request the spawner would send and judged by the filter's rules; settings the
-policy does not cover (``post_start_cmd`` without exec, ``allow_root``, a pull policy
+policy does not cover (a ``post_start_cmd`` other than the filter's exec command, ``allow_root``, a pull policy
 that pulls) are refused too. The error names the option, so the hub fails at start
 with the reason, not at a user's spawn. Callables can only be judged at spawn time,
 by the filter itself.
 """
 
 from ..labels import KIND_USER_SERVER, object_labels
-from .rules import Policy, Refused, check_container_create, check_service_create
+from .rules import Policy, Refused, check_container_create, check_service_create, exec_argv
 
 SPAWNER_SECTIONS = ("Spawner", "DockerSpawner", "SwarmSpawner", "SystemUserSpawner")
 
@@ -50,18 +50,26 @@ def container_request(policy, extra_create=None, extra_host=None):
     return body
 
 
-def service_request(policy, section):
-    """The create body the SwarmSpawner would send with the section's static extra specs."""
+SWARM_SPECS = ("extra_container_spec", "extra_resources_spec", "extra_placement_spec", "extra_task_spec",
+               "extra_endpoint_spec")
+
+
+def service_request(policy, section, only=None):
+    """The create body the SwarmSpawner would send with the section's static extra specs
+    (``only``: with just that one of ``SWARM_SPECS``)."""
+    def spec(option):
+        return (_static(section, option) or {}) if only in (None, option) else {}
+
     labels = object_labels(policy.hub, KIND_USER_SERVER, "user", "")
     container = {"Image": "image", "User": "1000:100", "Labels": labels}
-    container.update(_static(section, "extra_container_spec") or {})
+    container.update(spec("extra_container_spec"))
     resources = {"Limits": {"MemoryBytes": 1 << 30, "NanoCPUs": 10**9, "Pids": 1024}}
-    resources.update(_static(section, "extra_resources_spec") or {})
-    task = {"ContainerSpec": container, "Resources": resources,
+    resources.update(spec("extra_resources_spec"))
+    task = {"ContainerSpec": container, "Resources": resources, "Placement": spec("extra_placement_spec"),
             "Networks": [{"Target": n} for n in policy.networks[:1]]}
-    task.update(_static(section, "extra_task_spec") or {})
+    task.update(spec("extra_task_spec"))
     return {"Labels": labels, "TaskTemplate": task, "Mode": {"Replicated": {"Replicas": 1}},
-            "EndpointSpec": dict({"Mode": "dnsrr"}, **(_static(section, "extra_endpoint_spec") or {}))}
+            "EndpointSpec": dict({"Mode": "dnsrr"}, **spec("extra_endpoint_spec"))}
 
 
 def check_hub_config(c, policy):
@@ -87,13 +95,17 @@ def check_hub_config(c, policy):
                 refuse(option, "rule %s: %s" % (refusal.rule, refusal.message))
             except TypeError as e:
                 refuse(option, str(e))
-        if swarm:
+        for option in SWARM_SPECS if swarm else ():
+            if _static(section, option) is None:
+                continue
             try:
-                check_service_create(policy, service_request(policy, section))
+                check_service_create(policy, service_request(policy, section, only=option))
             except Refused as refusal:
-                refuse("extra_*_spec", "rule %s: %s" % (refusal.rule, refusal.message))
-        if section.get("post_start_cmd") and not policy.allow_exec:
-            refuse("post_start_cmd", "rule exec: exec is off for this hub (jupyterhub_docker_filter_allow_exec)")
+                refuse(option, "rule %s: %s" % (refusal.rule, refusal.message))
+        command = section.get("post_start_cmd") if "post_start_cmd" in section else None
+        if command and (not isinstance(command, (str, list)) or exec_argv(command) not in policy.exec_commands):
+            refuse("post_start_cmd", "rule exec: the filter lets the hub exec only the command set by "
+                   "jupyterhub_post_start_cmd (%s)" % (policy.exec_commands or "none"))
         if section.get("allow_root") is True and not policy.allow_root:
             refuse("allow_root", "rule user: root is off for this hub (jupyterhub_docker_filter_allow_root)")
         pull_policy = str(section.get("pull_policy", "") if "pull_policy" in section else "").lower()

@@ -49,7 +49,8 @@ class Policy:
     ``hub``: the hubfleet.hub label value; ``networks``: names of the networks its
     servers join; ``bind_dirs``: host directories bind mounts may come from;
     ``allow_root``: user servers may run as root; ``devices``: host device paths an
-    operator allows (GPUs); ``allow_exec``: post_start_cmd is configured;
+    operator allows (GPUs); ``exec_commands``: the commands the spawner's post_start_cmd
+    runs (argv lists, see ``exec_argv``), the only ones an exec may run (none: no exec);
     ``allow_pull``: the pull policy pulls; ``require_memory_limit`` /
     ``require_cpu_limit`` / ``require_pids_limit``: creations must carry them;
     ``volume_drivers``: drivers user volumes may use.
@@ -61,7 +62,7 @@ class Policy:
         "bind_dirs": list,
         "allow_root": bool,
         "devices": list,
-        "allow_exec": bool,
+        "exec_commands": list,
         "allow_pull": bool,
         "require_memory_limit": bool,
         "require_cpu_limit": bool,
@@ -74,7 +75,7 @@ class Policy:
         "bind_dirs": [],
         "allow_root": False,
         "devices": [],
-        "allow_exec": False,
+        "exec_commands": [],
         "allow_pull": False,
         "require_memory_limit": True,
         "require_cpu_limit": True,
@@ -100,6 +101,14 @@ class Policy:
             if not isinstance(directory, str) or not directory.startswith("/") or posixpath.normpath(directory) == "/":
                 raise PolicyError("docker filter setting 'bind_dirs': %r must be an absolute directory other than /" % (directory,))
         self.bind_dirs = [posixpath.normpath(d) for d in self.bind_dirs]
+        for command in self.exec_commands:
+            if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+                raise PolicyError("docker filter setting 'exec_commands': %r must be a non-empty list of strings"
+                                  % (command,))
+
+    @property
+    def allow_exec(self):
+        return bool(self.exec_commands)
 
     @classmethod
     def from_json(cls, text):
@@ -369,14 +378,25 @@ def check_volume_create(policy, body):
     check_driver_options(policy, body.get("Driver") or "local", body.get("DriverOpts"), "the volume")
 
 
-def check_exec_create(policy, body):
+def exec_argv(command):
+    """The argv the spawner's exec runs for a ``post_start_cmd`` (a string runs in /bin/sh -c)."""
+    return ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+
+
+def check_exec_create(policy, body, create=True):
+    """An exec (``create``: its creation, with the body; else its start or inspection)."""
     if not policy.allow_exec:
         raise Refused("exec", "exec is allowed only when the spawner's post_start_cmd is configured")
+    if not create:
+        return
     body = body if isinstance(body, dict) else {}
     if body.get("Privileged"):
         raise Refused("privileged", "an exec may not be privileged")
     if body.get("User"):
         check_user(policy, body["User"], "the exec")
+    command = body.get("Cmd")
+    if exec_argv(command if isinstance(command, (str, list)) else []) not in policy.exec_commands:
+        raise Refused("exec", "the exec may run only the spawner's post_start_cmd, not %r" % (command,))
 
 
 def check_service_create(policy, body):
@@ -525,13 +545,13 @@ def _exec_create(policy, match, query, body):
 
 @_route("POST", r"/exec/" + _ID + r"/start")
 def _exec_start(policy, match, query, body):
-    check_exec_create(policy, None)
+    check_exec_create(policy, None, create=False)
     return Verdict("exec", query, [("exec", match.group("id"), "pass")])
 
 
 @_route("GET", r"/exec/" + _ID + r"/json")
 def _exec_inspect(policy, match, query, body):
-    check_exec_create(policy, None)
+    check_exec_create(policy, None, create=False)
     return Verdict("exec", query, [("exec", match.group("id"), "pass")])
 
 

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from hubfleet_spawner.docker_filter.config import HubConfigError, check_hub_config
-from hubfleet_spawner.docker_filter.rules import Policy, PolicyError, Refused, decide, owner_of, with_hub_filter
+from hubfleet_spawner.docker_filter.rules import (Policy, PolicyError, Refused, decide, exec_argv, owner_of,
+                                                  with_hub_filter)
 
 HUB = "hub1"
 
@@ -156,11 +157,25 @@ def test_tasks_are_listed_only_by_the_hubs_services(policy):
 def test_exec_is_refused_unless_post_start_cmd_is_configured(policy):
     assert refused(policy, "POST", "/containers/abc/exec", {"Cmd": ["id"]}).rule == "exec"
     assert refused(policy, "POST", "/exec/e1/start", {}).rule == "exec"
-    allowed = Policy(hub=HUB, networks=["hub1"], allow_exec=True)
+    allowed = Policy(hub=HUB, networks=["hub1"], exec_commands=[["id"]])
     assert decide(allowed, "POST", "/containers/abc/exec", None, {"Cmd": ["id"]}).owned == [("container", "abc", "pass")]
     assert decide(allowed, "POST", "/exec/e1/start", None, {}).owned == [("exec", "e1", "pass")]
+    assert decide(allowed, "GET", "/exec/e1/json", None, None).owned == [("exec", "e1", "pass")]
     assert refused(allowed, "POST", "/containers/abc/exec", {"Cmd": ["id"], "Privileged": True}).rule == "privileged"
     assert refused(allowed, "POST", "/containers/abc/exec", {"Cmd": ["id"], "User": "root"}).rule == "user"
+
+
+@pytest.mark.parametrize("command", [["sh"], ["id", "-u"], ["/bin/sh", "-c", "id"], "id", None, [], {"Cmd": "id"}])
+def test_an_exec_may_run_only_the_post_start_cmd(command):
+    allowed = Policy(hub=HUB, networks=["hub1"], exec_commands=[["id"]])
+    verdict = refused(allowed, "POST", "/containers/abc/exec", {"Cmd": command})
+    assert verdict.rule == "exec" and "only the spawner's post_start_cmd" in verdict.message
+
+
+def test_a_post_start_cmd_string_is_the_shell_command_the_spawner_runs():
+    shell = Policy(hub=HUB, networks=["hub1"], exec_commands=[exec_argv("touch /tmp/x")])
+    decide(shell, "POST", "/containers/abc/exec", None, {"Cmd": ["/bin/sh", "-c", "touch /tmp/x"]})
+    assert refused(shell, "POST", "/containers/abc/exec", {"Cmd": ["/bin/sh", "-c", "rm -rf /home"]}).rule == "exec"
 
 
 def test_pulls_follow_the_pull_policy(policy):
@@ -318,7 +333,8 @@ def test_ownership_is_read_from_the_labels(policy):
 @pytest.mark.parametrize("settings, word", [
     ({}, "hub"), ({"hub": ""}, "hub"), ({"hub": "h", "bind_dirs": ["/"]}, "bind_dirs"),
     ({"hub": "h", "bind_dirs": ["relative"]}, "bind_dirs"), ({"hub": "h", "allow_root": "yes"}, "allow_root"),
-    ({"hub": "h", "surprise": 1}, "surprise"),
+    ({"hub": "h", "surprise": 1}, "surprise"), ({"hub": "h", "exec_commands": ["id"]}, "exec_commands"),
+    ({"hub": "h", "exec_commands": [[]]}, "exec_commands"),
 ])
 def test_a_bad_policy_names_the_setting(settings, word):
     with pytest.raises(PolicyError, match=word):
@@ -366,11 +382,38 @@ def test_a_hub_config_the_filter_would_refuse_fails_at_start_naming_the_option(s
     assert "rule %s" % rule in str(info.value)
 
 
-def test_swarm_extra_specs_the_filter_would_refuse_fail_at_start():
-    c = hub_config(SwarmSpawner={"extra_container_spec": {"CapabilityAdd": ["NET_ADMIN"]}})
+@pytest.mark.parametrize("option, value, rule", [
+    ("extra_container_spec", {"CapabilityAdd": ["NET_ADMIN"]}, "cap-add"),
+    ("extra_container_spec", {"User": "0"}, "user"),
+    ("extra_container_spec", {"Mounts": [{"Type": "bind", "Source": "/var/run/docker.sock", "Target": "/d"}]},
+     "docker-socket"),
+    ("extra_resources_spec", {"Limits": {}}, "limits"),
+    ("extra_task_spec", {"Networks": [{"Target": "ingress"}]}, "networks"),
+    ("extra_endpoint_spec", {"Ports": [{"TargetPort": 22, "PublishedPort": 2222}]}, "ports"),
+])
+def test_swarm_extra_specs_the_filter_would_refuse_fail_at_start_naming_the_option(option, value, rule):
+    c = hub_config(SwarmSpawner={option: value, "extra_placement_spec": {"Constraints": ["node.role==worker"]}})
     c.JupyterHub.spawner_class = "hubfleet-swarm"
-    with pytest.raises(HubConfigError, match="cap-add"):
+    with pytest.raises(HubConfigError) as info:
         check_hub_config(c, POLICY)
+    assert "c.SwarmSpawner.%s" % option in str(info.value)
+    assert "rule %s" % rule in str(info.value)
+
+
+def test_swarm_extra_specs_the_filter_accepts_pass():
+    c = hub_config(SwarmSpawner={"extra_placement_spec": {"Constraints": ["node.labels.pool==gpu"]},
+                                 "extra_container_spec": {"Env": ["A=1"]},
+                                 "extra_resources_spec": {"Limits": {"MemoryBytes": 1 << 30, "NanoCPUs": 10**9,
+                                                                     "Pids": 512}}})
+    c.JupyterHub.spawner_class = "hubfleet-swarm"
+    check_hub_config(c, POLICY)
+
+
+def test_a_post_start_cmd_the_filter_allows_passes_and_another_is_refused():
+    policy = dict(POLICY, exec_commands=[exec_argv("touch /tmp/x")])
+    check_hub_config(hub_config(DockerSpawner={"post_start_cmd": "touch /tmp/x"}), policy)
+    with pytest.raises(HubConfigError, match=r"c\.DockerSpawner\.post_start_cmd.*rule exec"):
+        check_hub_config(hub_config(DockerSpawner={"post_start_cmd": ["rm", "-rf", "/home"]}), policy)
 
 
 def test_the_body_given_is_not_changed(policy):
