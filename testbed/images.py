@@ -6,19 +6,25 @@
 The base image comes from roles/images/files/build-base-image.sh (debootstrap, no
 registry); the singleuser and hub images from roles/images/files/{singleuser,hub}/Dockerfile
 — the same definitions the `images` role deploys, so tests run what operators run. The
-swarm test bed's Docker-in-Docker host comes from testbed/node/. Each tag hashes every
-input (Dockerfile, base image id, build args, CA bundle, copied sources), so a rerun with
-the same inputs does not build again.
+swarm test bed's Docker-in-Docker host comes from testbed/node/. Each tag is the role's
+content hash (plugins/module_utils/image_hash.py) of every input (the build context's files,
+the CA bundle, copied sources, build args, labels), so a rerun with the same inputs does not
+build again, and the singleuser and hub images get the very tags a deployment with the
+role's defaults gives them.
 """
 
-import hashlib
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+from image_hash import context_hash as role_context_hash  # noqa: E402  (the role's image tags)
 IMAGE_FILES = ROOT / "roles" / "images" / "files"
 HOST_CA_BUNDLE = Path(os.environ.get("HUBFLEET_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 NODE_FILES = ROOT / "testbed" / "node"
@@ -47,16 +53,6 @@ def base_image():
     return result.stdout.strip().splitlines()[-1]
 
 
-def _image_id(ref):
-    out = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return out.stdout.strip()
-
-
 def _image_exists(ref):
     return (
         subprocess.run(
@@ -66,12 +62,15 @@ def _image_exists(ref):
     )
 
 
-def content_hash(*parts):
-    """A short hex digest of byte strings, each hashed on its own so boundaries count."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(hashlib.sha256(part).digest())
-    return digest.hexdigest()[:16]
+@contextlib.contextmanager
+def _assembled(files):
+    """A temporary build context holding ``files``, (path in the context, content) pairs."""
+    with tempfile.TemporaryDirectory(prefix="hubfleet-build-") as context:
+        context = Path(context)
+        for name, content in files:
+            (context / name).parent.mkdir(parents=True, exist_ok=True)
+            (context / name).write_bytes(content)
+        yield context
 
 
 def _tree_bytes(root, skip=("tests", "build", "dist", "__pycache__", ".pytest_cache")):
@@ -87,114 +86,103 @@ def _tree_bytes(root, skip=("tests", "build", "dist", "__pycache__", ".pytest_ca
     return files
 
 
-def _build(ref, context, build_args, image_label, what):
+def _build(ref, context, build_args, labels, what):
     """``docker build`` the prepared ``context`` directory as ``ref``."""
     _log("building %s (%s)" % (ref, what))
-    command = ["docker", "build", "--quiet", "--label", "org.hubfleet.image=%s" % image_label, "--tag", ref]
+    command = ["docker", "build", "--quiet", "--tag", ref]
+    if isinstance(labels, str):
+        labels = {"org.hubfleet.image": labels}
+    for key, value in labels.items():
+        command += ["--label", "%s=%s" % (key, value)]
     for key, value in build_args.items():
         command += ["--build-arg", "%s=%s" % (key, value)]
     subprocess.run(command + [str(context)], check=True, stdout=subprocess.DEVNULL)
     return ref
 
 
-def _jupyterhub_image(kind, repository, jupyterhub_version, ca_bundle, extra_files=(), duration=""):
-    """Build (or find) roles/images/files/<kind>/Dockerfile on the base image.
+def _role_defaults():
+    """The images role's defaults (plain values only: the build args are taken from here)."""
+    return yaml.safe_load((ROOT / "roles" / "images" / "defaults" / "main.yml").read_text())
 
-    ``extra_files`` are (path in the build context, content) pairs, hashed into the tag too.
+
+def _jupyterhub_image(kind, repository, build_args, ca_bundle, extra_files=()):
+    """Build (or find) roles/images/files/<kind>/ as the images role does, with the same tag.
+
+    The context is assembled as roles/images/tasks/build_image.yml assembles it (the role's
+    files, ``extra_files`` as (path in the context, content) pairs, the CA bundle as
+    ca-bundle.crt) and tagged with the role's content hash (plugins/module_utils/image_hash.py)
+    over the same build args and the role's default labels, so a deployment on this machine
+    finds the image the tests built, and the other way round.
     """
+    labels = _role_defaults().get("images_labels") or {}
+    files = _tree_bytes(IMAGE_FILES / kind) + list(extra_files) + [("ca-bundle.crt", _ca_bytes(ca_bundle))]
+    with _assembled(files) as context:
+        digest = role_context_hash(str(context), build_args, labels)
+        ref = "%s:%s" % (repository, digest)
+        if _image_exists(ref):
+            return ref
+        return _build(ref, context, build_args, dict(labels, **{"org.hubfleet.content-hash": digest}), kind)
+
+
+def _jupyterhub_version(jupyterhub_version):
     if jupyterhub_version is None:
         import jupyterhub
 
         jupyterhub_version = jupyterhub.__version__
-    base = base_image()
-    dockerfile = (IMAGE_FILES / kind / "Dockerfile").read_bytes()
-    # The rest of the role's context directory, as the images role copies it.
-    extra_files = [item for item in _tree_bytes(IMAGE_FILES / kind) if item[0] != "Dockerfile"] + list(extra_files)
-    ca_bytes = _ca_bytes(ca_bundle)
-    parts = [dockerfile, _image_id(base).encode(), jupyterhub_version.encode(), ca_bytes]
-    for name, content in extra_files:
-        parts += [name.encode(), content]
-    ref = "%s:%s" % (repository, content_hash(*parts))
-    if _image_exists(ref):
-        return ref
-    with tempfile.TemporaryDirectory(prefix="hubfleet-build-") as context:
-        context = Path(context)
-        for name, content in [("Dockerfile", dockerfile), ("ca-bundle.crt", ca_bytes)] + list(extra_files):
-            (context / name).parent.mkdir(parents=True, exist_ok=True)
-            (context / name).write_bytes(content)
-        return _build(
-            ref,
-            context,
-            {"BASE_IMAGE": base, "JUPYTERHUB_VERSION": jupyterhub_version},
-            kind,
-            "jupyterhub %s on %s, %s" % (jupyterhub_version, base, duration),
-        )
+    return jupyterhub_version
 
 
 def singleuser_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     """Build (or find) the singleuser image matching the hub's JupyterHub version."""
-    return _jupyterhub_image("singleuser", SINGLEUSER_REPOSITORY, jupyterhub_version, ca_bundle, duration="about a minute")
+    build_args = {"BASE_IMAGE": base_image(), "JUPYTERHUB_VERSION": _jupyterhub_version(jupyterhub_version)}
+    return _jupyterhub_image("singleuser", SINGLEUSER_REPOSITORY, build_args, ca_bundle)
 
 
 def hub_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     """Build (or find) the hub image with the spawner source as it is in the working tree.
 
-    The build context is a temporary directory holding the hub Dockerfile, the CA bundle
-    and a copy of spawner/ without tests and packaging leftovers — what the Dockerfile
-    COPYs from a repository-root context, without writing ca-bundle.crt into the checkout.
-    The tag hashes those files, so any edit to the spawner builds a new image (only the
-    last layers: Docker's layer cache keeps JupyterHub and CHP).
+    The context holds the hub's build definition, the CA bundle and a copy of spawner/
+    without tests and packaging leftovers, with the build args of the role's defaults;
+    the tag hashes all of it, so any edit to the spawner builds a new image (only the last
+    layers: Docker's layer cache keeps JupyterHub and CHP).
     """
+    defaults = _role_defaults()
+    build_args = {
+        "BASE_IMAGE": base_image(),
+        "JUPYTERHUB_VERSION": _jupyterhub_version(jupyterhub_version),
+        "CHP_VERSION": str(defaults["images_chp_version"]),
+        "HUB_PIP_PACKAGES": " ".join(defaults["images_hub_pip_packages"]),
+    }
     spawner_files = [("spawner/" + name, content) for name, content in _tree_bytes(ROOT / "spawner")]
-    return _jupyterhub_image(
-        "hub", HUB_REPOSITORY, jupyterhub_version, ca_bundle, spawner_files, duration="about two minutes cold"
-    )
+    return _jupyterhub_image("hub", HUB_REPOSITORY, build_args, ca_bundle, spawner_files)
 
 
 def node_image():
     """Build (or find) the Docker-in-Docker host image of the swarm test bed (testbed/node/)."""
     base = base_image()
-    node_files = _tree_bytes(NODE_FILES)
-    parts = [_image_id(base).encode()]
-    for name, content in node_files:
-        parts += [name.encode(), content]
-    ref = "%s:%s" % (NODE_REPOSITORY, content_hash(*parts))
+    build_args = {"BASE_IMAGE": base}
+    ref = "%s:%s" % (NODE_REPOSITORY, role_context_hash(str(NODE_FILES), build_args))
     if _image_exists(ref):
         return ref
-    return _build(ref, NODE_FILES, {"BASE_IMAGE": base}, "swarm-node", "Debian's docker.io on %s" % base)
+    return _build(ref, NODE_FILES, build_args, "swarm-node", "Debian's docker.io on %s" % base)
 
 
 def user_images(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     """Build (or find) the notebook images of other shapes (testbed/user_images/):
     returns {shape: reference}. One build context; the targets share the venv layer."""
-    if jupyterhub_version is None:
-        import jupyterhub
-
-        jupyterhub_version = jupyterhub.__version__
     base = base_image()
-    files = _tree_bytes(USER_IMAGE_FILES)
-    ca_bytes = _ca_bytes(ca_bundle)
-    parts = [_image_id(base).encode(), jupyterhub_version.encode(), ca_bytes]
-    for name, content in files:
-        parts += [name.encode(), content]
-    digest = content_hash(*parts)
-    refs = {shape: "%s:%s-%s" % (USER_IMAGE_REPOSITORY, shape, digest) for shape in USER_IMAGE_SHAPES}
-    missing = [shape for shape, ref in refs.items() if not _image_exists(ref)]
-    if not missing:
-        return refs
-    with tempfile.TemporaryDirectory(prefix="hubfleet-build-") as context:
-        context = Path(context)
-        for name, content in files + [("ca-bundle.crt", ca_bytes)]:
-            (context / name).write_bytes(content)
-        for shape in missing:
-            _log("building %s (target %s on %s)" % (refs[shape], shape, base))
-            subprocess.run(
-                ["docker", "build", "--quiet", "--target", shape, "--label", "org.hubfleet.image=test-" + shape,
-                 "--build-arg", "BASE_IMAGE=" + base, "--build-arg", "JUPYTERHUB_VERSION=" + jupyterhub_version,
-                 "--tag", refs[shape], str(context)],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+    build_args = {"BASE_IMAGE": base, "JUPYTERHUB_VERSION": _jupyterhub_version(jupyterhub_version)}
+    with _assembled(_tree_bytes(USER_IMAGE_FILES) + [("ca-bundle.crt", _ca_bytes(ca_bundle))]) as context:
+        digest = role_context_hash(str(context), build_args)
+        refs = {shape: "%s:%s-%s" % (USER_IMAGE_REPOSITORY, shape, digest) for shape in USER_IMAGE_SHAPES}
+        for shape, ref in refs.items():
+            if _image_exists(ref):
+                continue
+            _log("building %s (target %s on %s)" % (ref, shape, base))
+            command = ["docker", "build", "--quiet", "--target", shape, "--label", "org.hubfleet.image=test-" + shape]
+            for key, value in build_args.items():
+                command += ["--build-arg", "%s=%s" % (key, value)]
+            subprocess.run(command + ["--tag", ref, str(context)], check=True, stdout=subprocess.DEVNULL)
     return refs
 
 
