@@ -3,17 +3,17 @@
 #   ./scripts/run-tests.sh
 # Installs and starts what the tests need (Docker engine, debootstrap, CHP, Chromium,
 # a virtualenv with requirements.txt and the spawner), builds the images (cached by
-# content hash), then runs every suite in two lanes at once: the swarm lane (suites that
-# work inside Docker-in-Docker hosts of their own) beside the host lane (suites that deploy
-# on this machine's engine). Each suite runs even if an earlier one failed; the exit status
-# is non-zero when any failed.
+# content hash), then runs every suite in two lanes at once: the DinD lane (suites that
+# work inside Docker-in-Docker hosts of their own, and the collection's static checks)
+# beside the host lane (suites that deploy on this machine's engine). Each suite runs even
+# if an earlier one failed; the exit status is non-zero when any failed.
 #
-# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration swarm faults-fleet collection playbooks faults security molecule molecule-swarm").
+# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration collection collection-integration swarm faults-dind playbooks faults security molecule molecule-swarm").
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration swarm faults-fleet collection playbooks faults security molecule molecule-swarm}
+suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration collection collection-integration swarm faults-dind playbooks faults security molecule molecule-swarm}
 started=$SECONDS
 step() { printf '\n=== [%ss] %s\n' "$((SECONDS - started))" "$*"; }
 
@@ -28,13 +28,15 @@ fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
 
-step "images: Debian base and singleuser (skipped when their content hash is built)"
-python -m testbed.images || exit 1
+step "images: Debian base, singleuser, hub, swarm node, other users' images (skipped when their content hash is built)"
+# Built once here, before the lanes, so two lanes never build the same image at once.
+python -m testbed.images singleuser hub node user-images || exit 1
 
-# Two lanes run at the same time. The swarm lane works only inside Docker-in-Docker hosts
-# of its own (the testbed swarm, molecule's fleet), so it shares nothing with the host lane
-# but the machine's CPU; the host lane deploys on this machine's engine, one suite after the
-# other. Each lane's suites run even if an earlier one failed; results go to one file.
+# Two lanes run at the same time. The DinD lane works only inside Docker-in-Docker hosts of
+# its own (the testbed swarm, the engine drills' host, molecule's fleet) and on files (the
+# collection's static checks), so it shares nothing with the host lane but the machine's
+# CPU; the host lane deploys on this machine's engine, one suite after the other. Each
+# lane's suites run even if an earlier one failed; results go to one file.
 results=$(mktemp /tmp/hubfleet-suites.XXXXXX)
 run_suite() {
   local name=$1
@@ -48,21 +50,28 @@ run_suite() {
     echo "failed $name $((SECONDS - began))s" >>"$results"
   fi
 }
-# Fleet drills (tests/faults/test_fleet_*.py) belong to the swarm lane, the other drills to the host lane.
-fleet_drills=()
-for f in tests/faults/test_fleet_*.py; do [ -e "$f" ] && fleet_drills+=("$f"); done
+# Drills on Docker-in-Docker hosts (tests/faults/test_fleet_*.py: the fleet;
+# tests/faults/test_engine_*.py: a daemon restart, a reboot) belong to the DinD lane, the
+# other drills to the host lane.
+dind_drills=()
 host_drills=()
 for f in tests/faults/test_*.py; do
   [ -e "$f" ] || continue
-  case "$f" in tests/faults/test_fleet_*) ;; *) host_drills+=("$f") ;; esac
+  case "$f" in
+    tests/faults/test_fleet_* | tests/faults/test_engine_*) dind_drills+=("$f") ;;
+    *) host_drills+=("$f") ;;
+  esac
 done
 
-swarm_lane() {
+dind_lane() {
+  # The collection's sanity, units and build: files only, no engine.
+  run_suite collection env HUBFLEET_COLLECTION_STAGES="sanity units build" ./scripts/test-collection.sh
   # A real three-node swarm of Docker-in-Docker hosts (testbed/swarm.py), SwarmSpawner on it.
   run_suite swarm python -m pytest spawner/tests/swarm -p no:cacheprovider -q -rA --durations=10
-  # A lost worker, a restarted manager, a registry down (testbed swarm).
-  if [ "${#fleet_drills[@]}" -gt 0 ]; then
-    run_suite faults-fleet python -m pytest "${fleet_drills[@]}" -p no:cacheprovider -q -rA --durations=10
+  # A daemon restart and a reboot of a Docker-in-Docker host; a lost worker, a restarted
+  # manager, a registry down on the testbed swarm.
+  if [ "${#dind_drills[@]}" -gt 0 ]; then
+    run_suite faults-dind python -m pytest "${dind_drills[@]}" -p no:cacheprovider -q -rA --durations=10
   fi
   # The fleet: site.yml on three Docker-in-Docker hosts forming a swarm (about 7 minutes).
   run_suite molecule-swarm ./scripts/test-molecule-swarm.sh
@@ -71,11 +80,12 @@ swarm_lane() {
 host_lane() {
   run_suite spawner-unit python -m pytest spawner/tests/unit -p no:cacheprovider -q
   run_suite spawner-integration python -m pytest spawner/tests/integration -p no:cacheprovider -q -rA --durations=10
-  run_suite collection ./scripts/test-collection.sh
+  # The collection's modules against this machine's engine (ansible-test integration).
+  run_suite collection-integration env HUBFLEET_COLLECTION_STAGES=integration ./scripts/test-collection.sh
   # site.yml on this machine with one wrong setting at a time: refused before any change.
   run_suite playbooks python -m pytest tests/playbooks -p no:cacheprovider -q -rA
-  # Fault drills (tests/faults/): what survives a dead server, a daemon restart, a reboot,
-  # an interrupted or misconfigured playbook, a restore, an upgrade.
+  # Fault drills (tests/faults/): what survives a dead server, a killed hub, an interrupted
+  # or misconfigured playbook, a restore, an upgrade.
   if [ "${#host_drills[@]}" -gt 0 ]; then
     run_suite faults python -m pytest "${host_drills[@]}" -p no:cacheprovider -q -rA --durations=10
   fi
@@ -89,19 +99,19 @@ host_lane() {
 }
 
 case " $suites " in
-  *" swarm "* | *" faults-fleet "* | *" molecule-swarm "*)
-    step "swarm lane starts in the background (its lines are prefixed [swarm lane])"
+  *" collection "* | *" swarm "* | *" faults-dind "* | *" molecule-swarm "*)
+    step "DinD lane starts in the background (its lines are prefixed [dind lane])"
     # Line-buffered prefixing keeps the two lanes' output readable in one log.
-    swarm_lane > >(sed -u 's/^/[swarm lane] /') 2>&1 &
-    swarm_lane_pid=$!
+    dind_lane > >(sed -u 's/^/[dind lane] /') 2>&1 &
+    dind_lane_pid=$!
     ;;
 esac
 host_lane
-if [ -n "${swarm_lane_pid:-}" ]; then
-  step "host lane done; waiting for the swarm lane"
-  wait "$swarm_lane_pid"
+if [ -n "${dind_lane_pid:-}" ]; then
+  step "host lane done; waiting for the DinD lane"
+  wait "$dind_lane_pid"
 fi
-sleep 1   # let the prefixing process flush the swarm lane's last lines
+sleep 1   # let the prefixing process flush the DinD lane's last lines
 
 step "summary after $((SECONDS - started))s"
 sort -k2 "$results"

@@ -28,18 +28,22 @@ started=$SECONDS
 step() { printf '\n==> [%ss] %s\n' "$((SECONDS - started))" "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 
+has_stage() { case " $stages " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
 cleanup() {
   status=$?
   # The integration targets' shared helper image (tiny, labelled); everything else is
-  # removed by each target itself.
-  docker image ls -q --filter label=hubfleet.test=collection-helper-image 2>/dev/null | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  # removed by each target itself. Only a run that ran them removes it: a run of the other
+  # stages may go on beside one that still uses it (scripts/run-tests.sh does that).
+  if has_stage integration; then
+    docker image ls -q --filter label=hubfleet.test=collection-helper-image 2>/dev/null | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  fi
   if [ "${HUBFLEET_KEEP_TMP:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
   printf '\n==> test-collection.sh finished in %ss with status %s\n' "$((SECONDS - started))" "$status"
   exit "$status"
 }
 trap cleanup EXIT
 
-has_stage() { case " $stages " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 step "copy the collection to $collection"
 mkdir -p "$collection"
