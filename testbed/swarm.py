@@ -674,7 +674,8 @@ class SwarmHub(HubAPI):
         """Remove the hub, its users' services and containers, and its volumes, by label."""
         client = self.docker
         selector = {"label": "%s=%s" % (LABEL_HUB, self.hub_label)}
-        for service in client.services.list(filters=selector):
+        in_swarm = client.info()["Swarm"]["LocalNodeState"] == "active"  # testbed.host.EngineHost is not
+        for service in client.services.list(filters=selector) if in_swarm else []:
             service.remove()
         for container in client.containers.list(all=True, filters=selector):
             container.remove(force=True)

@@ -1,0 +1,147 @@
+"""Fault drills of the Docker engine on one host: dockerd restarts.
+
+Real components, inside one Docker-in-Docker host of this machine (testbed/host.py) whose
+engine the docker_engine role set up (daemon.json with live-restore, the role's supervisor
+instead of systemd): the hub as a container of the hub image with the role's restart policy
+and its Docker API filter (testbed.swarm.SwarmHub, on a bridge network of that host), user
+servers as containers of the singleuser image. The engine of this machine is never
+restarted. The hub polls its spawners only every 60 s, so a death noticed within seconds was
+learned from the spawner's Docker events.
+"""
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from testbed.host import EngineHost  # noqa: E402
+from testbed.images import singleuser_image  # noqa: E402
+from testbed.swarm import SwarmHub  # noqa: E402
+
+POLL_INTERVAL = 60
+NOTICE_WITHIN = 15
+NOTEBOOK_DIR = "/home/jovyan/work"
+
+
+@pytest.fixture(scope="module")
+def host():
+    # Off at first: the first drill turns it on with the role, on a running engine.
+    with EngineHost(role_vars={"docker_engine_live_restore": False}) as host:
+        host.start()
+        print("engine host up in %.1f s (docker_engine role %.1f s)" % (host.timings["start"], host.timings["role"]))
+        yield host
+
+
+@pytest.fixture(scope="module")
+def hub(host):
+    # User files on a named volume per user, as the jupyterhub role configures it.
+    config = "c.Spawner.poll_interval = %d\nc.DockerSpawner.volumes = {'{prefix}-user-{username}': %r}\n" % (
+        POLL_INTERVAL,
+        NOTEBOOK_DIR,
+    )
+    hub = SwarmHub(host, singleuser=singleuser_image(), spawner_class="hubfleet-docker", extra_config=config)
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+
+
+def container_of(hub, user):
+    (container,) = hub.docker.containers.list(all=True, filters={"label": [
+        "hubfleet.hub=%s" % hub.hub_label, "hubfleet.user=%s" % user]})
+    return container
+
+
+def spawn_ready(hub, user):
+    r = hub.spawn(user)
+    assert r.status_code in (201, 202), r.text
+    hub.wait_ready(user)
+    return container_of(hub, user)
+
+
+def write_file(container, name, text):
+    result = container.exec_run(["sh", "-c", "printf %%s '%s' > %s/%s" % (text, NOTEBOOK_DIR, name)])
+    assert result.exit_code == 0, result.output
+
+
+def read_file(container, name):
+    result = container.exec_run(["cat", "%s/%s" % (NOTEBOOK_DIR, name)])
+    assert result.exit_code == 0, result.output
+    return result.output.decode()
+
+
+def kernel_ids(hub, user):
+    r = hub.user_server_get(user, "api/kernels")
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    return {kernel["id"] for kernel in r.json()}
+
+
+def seconds_until(condition, timeout, what):
+    began = time.monotonic()
+    deadline = began + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("%s: not after %s s" % (what, timeout))
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
+def started_at(container):
+    """When the container's process started, in seconds since the epoch."""
+    container.reload()
+    stamp = container.attrs["State"]["StartedAt"]  # e.g. 2026-12-02T19:01:02.123456789Z
+    return datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00").timestamp()
+
+
+def test_the_role_turns_live_restore_on_with_a_reload_that_restarts_no_container(host, hub):
+    engine = host.docker_client(host.node)
+    assert engine.info()["LiveRestoreEnabled"] is False
+    hub_started = started_at(hub.container)
+    dockerd = host.dockerd_pid()
+
+    took = host.apply_role(docker_engine_live_restore=True)
+    print("docker_engine role re-run turning live-restore on: %.1f s" % took)
+    assert host.daemon_config()["live-restore"] is True
+    assert engine.info()["LiveRestoreEnabled"] is True
+    assert host.dockerd_pid() == dockerd, "the daemon was restarted, not reloaded"
+    assert started_at(hub.container) == hub_started and hub.container.status == "running"
+
+
+def test_servers_and_kernels_survive_a_dockerd_restart_and_a_later_death_is_noticed_at_once(host, hub):
+    assert host.daemon_config()["live-restore"] is True
+    engine = host.docker_client(host.node)
+    assert engine.info()["LiveRestoreEnabled"] is True
+    user = "drill-dockerd"
+    container = spawn_ready(hub, user)
+    write_file(container, "before-restart.txt", "kept")
+    r = hub.user_server("POST", user, "api/kernels", json={"name": "python3"})
+    assert r.status_code == 201, r.text[:300]
+    kernel = r.json()["id"]
+    pid = container.attrs["State"]["Pid"]
+
+    exited, answering = host.restart_dockerd()
+    print("dockerd restart: old daemon gone after %.1f s, new one answering %.1f s after the SIGTERM" % (exited, answering))
+
+    container.reload()
+    assert container.status == "running" and container.attrs["State"]["Pid"] == pid, "the server was restarted"
+    assert hub.server_model(user)["ready"]
+    reachable = seconds_until(lambda: kernel in kernel_ids(hub, user), 30, "the kernel through the proxy")
+    print("server and kernel reachable through the proxy %.1f s after the new daemon answered" % reachable)
+    assert read_file(container, "before-restart.txt") == "kept"
+
+    # The spawner's view follows the new daemon's events: a death is still noticed at once.
+    container.kill()
+    noticed = seconds_until(lambda: hub.server_model(user) is None, POLL_INTERVAL + 30, "the hub to report the kill")
+    print("server killed after the restart: hub reported it stopped after %.1f s (poll interval %d s)"
+          % (noticed, POLL_INTERVAL))
+    assert noticed < NOTICE_WITHIN, "the hub learned of the death only by polling: the view lost the event stream"
+
+    container = spawn_ready(hub, user)
+    assert read_file(container, "before-restart.txt") == "kept"
+    hub.stop_server(user)
