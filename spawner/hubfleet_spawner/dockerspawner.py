@@ -11,7 +11,6 @@ import contextlib
 import functools
 import html
 import warnings
-from types import SimpleNamespace
 
 import docker.errors
 from jupyterhub.spawner import Spawner
@@ -39,10 +38,10 @@ from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
 from .ownership import ROOT_START_CAPABILITIES
 from .reflector import ContainerState, ContainerView
+from .specs import ROOT_USERS, Limits, ServerSettings, container_create_args, limits_environment
 from .volumes import plan_volumes, render_nested
 
 DEFAULT_IMAGE = "hubfleet/singleuser:latest"
-ROOT_USERS = ("", "0", "root", "0:0", "root:root")
 LOG_LINES_ON_FAILURE = 20
 
 # Deprecated dockerspawner names → current names (dockerspawner's own table).
@@ -96,10 +95,6 @@ async def accepts_connections(ip, port, timeout=2):
         return False
     connection[1].close()
     return True
-
-
-class ServerSettings(SimpleNamespace):
-    """The resolved, validated description of one user server (see server_settings)."""
 
 
 class DockerSpawner(Spawner):
@@ -432,7 +427,6 @@ class DockerSpawner(Spawner):
         self._events = []
         self._events_changed = asyncio.Event()
         self._starting = False
-        self._resolved = {}
         self._watched = ""
         # Why the server last stopped by itself, for the "not running" page (shown by
         # hubfleet_spawner's not_running.html template); cleared by the next start.
@@ -578,28 +572,14 @@ class DockerSpawner(Spawner):
         raise SpawnError(message, reason="image", status_code=400)
 
     async def resolved_limits(self):
-        """Limits with callables evaluated: {mem_limit, cpu_limit, mem_guarantee, cpu_guarantee}."""
+        """The limits of this spawn, callables evaluated (a ``Limits``)."""
         limits = {}
         for name in ("mem_limit", "cpu_limit", "mem_guarantee", "cpu_guarantee"):
             value = await self._resolve(getattr(self, name))
             if isinstance(value, str):
-                value = ByteSpecification().from_string(value) if name.startswith("mem") else float(value)
+                value = ByteSpecification().validate(self, value) if name.startswith("mem") else float(value)
             limits[name] = value
-        return limits
-
-    def get_env(self):
-        env = super().get_env()
-        for name, key in (
-            ("mem_limit", "MEM_LIMIT"),
-            ("cpu_limit", "CPU_LIMIT"),
-            ("mem_guarantee", "MEM_GUARANTEE"),
-            ("cpu_guarantee", "CPU_GUARANTEE"),
-        ):
-            value = self._resolved.get(name)
-            env.pop(key, None)
-            if value:
-                env[key] = str(value)
-        return env
+        return Limits(pids_limit=self.pids_limit, **limits)
 
     # --- Docker steps ----------------------------------------------------------------
 
@@ -694,11 +674,11 @@ class DockerSpawner(Spawner):
         Returns (names created now, existing names that were prepared when created).
         """
         created, prepared = [], []
-        for name in settings.plan.named_volumes:
+        for name in settings.named_volumes:
             try:
                 info = await self.docker.call("inspect_volume", name)
             except docker.errors.NotFound:
-                driver = settings.plan.volume_drivers.get(name) or {}
+                driver = settings.volume_drivers.get(name) or {}
                 await self.docker.call(
                     "create_volume",
                     name=name,
@@ -712,22 +692,22 @@ class DockerSpawner(Spawner):
                     prepared.append(name)
         return created, prepared
 
-    async def prepare_user_files(self, settings, image_info, created, prepared):
+    async def prepare_user_files(self, settings, created, prepared):
         """The ownership step: every writable mount new to this spawn becomes the
         server user's (see ownership.py). A volume created for this spawn is removed
         again when that fails, so the next spawn prepares it anew."""
         if not self.prepare_volumes:
             return
-        image_info = image_info or {}
+        image_info = settings.image_info or {}
         image_ref = image_info.get("Id") or settings.image
         try:
             owner = ownership.owner_spec(
                 settings.user,
-                root_start=self.root_start,
-                environment=settings.environment,
+                root_start=settings.root_start,
+                environment=settings.environment_list,
                 image_environment=(image_info.get("Config") or {}).get("Env") or [],
             )
-            to_prepare = ownership.mounts_to_prepare(settings.plan, created, prepared)
+            to_prepare = ownership.mounts_to_prepare(settings.volume_plan(), created, prepared)
             if owner is None or not to_prepare:
                 return
             self.emit(35, "Preparing your files")
@@ -741,9 +721,10 @@ class DockerSpawner(Spawner):
             message = _docker_message(e) if isinstance(e, docker.errors.APIError) else str(e)
             raise SpawnError("Could not prepare your files: %s" % message) from None
 
-    async def container_user(self, image_info):
-        """The user the container runs as (non-root unless allowed)."""
-        explicit = (self._create_kwargs or {}).get("user")
+    async def container_user(self, image_info, extra_create):
+        """The user the container runs as (non-root unless allowed); ``extra_create`` is
+        the rendered extra_create_kwargs, whose "user" wins."""
+        explicit = extra_create.get("user")
         if explicit is not None:
             if str(explicit) in ROOT_USERS and not self.allow_root:
                 raise SpawnError(
@@ -776,81 +757,51 @@ class DockerSpawner(Spawner):
 
         return formatter
 
-    async def server_settings(self, image, image_info):
-        """Everything about this server that does not depend on how it runs
-        (container or swarm service): rendered names, extra config, volumes, user,
-        command, environment, labels, limits."""
+    async def resolve_settings(self, image, image_info):
+        """Resolve this spawn's configuration once (callables called, templates rendered,
+        names escaped) into the immutable ``ServerSettings`` every later step reads."""
         names = self.template_names(image)
-        self._create_kwargs = render_nested(await self._resolve(self.extra_create_kwargs) or {}, names)
+        extra_create = render_nested(await self._resolve(self.extra_create_kwargs) or {}, names)
         templates = list(self.volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
-        user = await self.container_user(image_info)
-        return ServerSettings(
+        plan = plan_volumes(self.volumes, self.read_only_volumes, self.mounts, names, self._volume_name_formatter())
+        limits = await self.resolved_limits()
+        internal = self.use_internal_ip or self.use_internal_hostname
+        return ServerSettings.create(
             image=image,
+            image_info=image_info,
+            name=self.object_name,
             names=names,
-            extra_create=self._create_kwargs,
-            extra_host=render_nested(await self._resolve(self.extra_host_config) or {}, names),
-            plan=plan_volumes(
-                self.volumes, self.read_only_volumes, self.mounts, names, self._volume_name_formatter()
-            ),
-            volume_labels=self.volume_labels(templates),
-            user=user,
-            non_root=user is not None and str(user) not in ROOT_USERS,
-            command=await self.container_command(image_info),
-            environment=["%s=%s" % kv for kv in self.get_env().items()],
             labels=self.object_labels(),
-            limits=self._resolved,
+            volume_labels=self.volume_labels(templates),
+            binds=plan.binds,
+            mounts=plan.mounts,
+            named_volumes=plan.named_volumes,
+            volume_drivers=plan.volume_drivers,
+            user=await self.container_user(image_info, extra_create),
+            root_start=self.root_start,
+            command=await self.container_command(image_info),
+            environment=limits_environment(self.get_env(), limits),
+            limits=limits,
+            network=self.network_name,
+            port=self.port,
+            publish_on=None if internal else self.host_ip,
+            links=self.links,
+            extra_create=extra_create,
+            extra_host=render_nested(await self._resolve(self.extra_host_config) or {}, names),
+            stop_timeout=self.stop_timeout,
         )
 
-    async def create_container(self, image, image_info):
-        """Create (not start) the container; returns its id."""
-        settings = await self.server_settings(image, image_info)
-        limits = settings.limits
-        host_config = {
-            "binds": settings.plan.binds,
-            "links": self.links or None,
-            "network_mode": self.network_name,
-            "security_opt": ["no-new-privileges"],
-        }
-        if settings.plan.mounts:
-            host_config["mounts"] = settings.plan.mounts
-        if self.pids_limit and self.pids_limit > 0:
-            host_config["pids_limit"] = self.pids_limit
-        if settings.non_root:
-            host_config["cap_drop"] = ["ALL"]
-        elif self.root_start:
-            host_config["cap_drop"] = ["ALL"]
-            host_config["cap_add"] = list(ROOT_START_CAPABILITIES)
-        if limits.get("mem_limit"):
-            host_config["mem_limit"] = int(limits["mem_limit"])
-        if limits.get("mem_guarantee"):
-            host_config["mem_reservation"] = int(limits["mem_guarantee"])
-        if limits.get("cpu_limit"):
-            host_config["nano_cpus"] = int(float(limits["cpu_limit"]) * 1e9)
-        if limits.get("cpu_guarantee"):
-            host_config["cpu_shares"] = max(2, int(float(limits["cpu_guarantee"]) * 1024))
-        if not (self.use_internal_ip or self.use_internal_hostname):
-            host_config["port_bindings"] = {self.port: (self.host_ip,)}
-        host_config.update(settings.extra_host)
-        host_config = {k: v for k, v in host_config.items() if v is not None}
-
+    async def create_container(self, settings):
+        """Create (not start) the container, after its volumes; returns its id."""
         created, prepared = await self.create_volumes(settings)
-        await self.prepare_user_files(settings, image_info, created, prepared)
-        create = {
-            "image": image,
-            "name": self.object_name,
-            "command": settings.command,
-            "environment": settings.environment,
-            "labels": settings.labels,
-            "ports": [self.port],
-            "user": settings.user,
-            "host_config": self.docker.client.create_host_config(**host_config),
-        }
-        if self.network_name not in ("bridge", "host", "none", "default"):
-            create["networking_config"] = self.docker.client.create_networking_config(
-                {self.network_name: self.docker.client.create_endpoint_config()}
+        await self.prepare_user_files(settings, created, prepared)
+        create = container_create_args(settings)
+        client = self.docker.client
+        create["host_config"] = client.create_host_config(**create["host_config"])
+        if "networking_config" in create:
+            create["networking_config"] = client.create_networking_config(
+                {name: client.create_endpoint_config(**endpoint) for name, endpoint in create["networking_config"].items()}
             )
-        create.update({k: v for k, v in settings.extra_create.items() if k != "user"})
-        create = {k: v for k, v in create.items() if v is not None}
         info = await self.docker.call("create_container", **create)
         return info["Id"]
 
@@ -951,11 +902,11 @@ class DockerSpawner(Spawner):
 
     async def _start(self):
         image = await self.resolve_image()
-        self._resolved = await self.resolved_limits()
         self.container_name = self.object_name
         self.emit(5, "Preparing %s" % image)
         await self.check_network()
         image_info = await self.ensure_image(image)
+        settings = await self.resolve_settings(image, image_info)
 
         for stale in await self.find_containers():
             # A container from an earlier run (remove=False, or a crash mid-spawn).
@@ -971,7 +922,7 @@ class DockerSpawner(Spawner):
             await self.reuse_api_token(existing)
         else:
             self.emit(40, "Creating the container")
-            self.container_id = await self.create_container(image, image_info)
+            self.container_id = await self.create_container(settings)
             self.view.claim(self.container_id)
         async with self.boot_slot():
             self.emit(60, "Starting the container")

@@ -19,6 +19,7 @@ from traitlets import Bool, CaselessStrEnum, Callable, Dict, Float, List, Unicod
 from . import labels
 from .dockerspawner import DockerSpawner, _docker_message
 from .errors import SpawnError
+from .specs import ServiceOptions, service_spec
 from .volumes import render_nested
 
 # Task states, in the order a healthy task passes through them.
@@ -76,10 +77,6 @@ def lost_node_reason(hostname, shared_storage):
 def lost_node_start_message(hostname, shared_storage):
     """What the next start tells the user (the spawn page) after a node was lost."""
     return "Your last server was lost with node %s. %s" % (hostname, _where_files_are(hostname, shared_storage))
-
-
-def _spec(value):
-    return dict(value or {})
 
 
 class SwarmSpawner(DockerSpawner):
@@ -186,81 +183,25 @@ class SwarmSpawner(DockerSpawner):
         placement = {"Constraints": constraints}
         if preferences:
             placement["Preferences"] = preferences
-        placement.update(_spec(await self._resolve(self.extra_placement_spec)))
+        placement.update(await self._resolve(self.extra_placement_spec) or {})
         return placement
 
-    def service_mounts(self, settings):
-        """Binds and mounts as swarm Mount specs; named volumes get the driver and labels."""
+    async def resolve_settings(self, image, image_info):
+        """DockerSpawner's settings plus what only a service needs (placement, driver, extra specs)."""
+        settings = await super().resolve_settings(image, image_info)
         driver = None
         if self.volume_driver:
             driver = {"Name": self.volume_driver, "Options": render_nested(self.volume_driver_options, settings.names)}
-        mounts = []
-        for source, spec in settings.plan.binds.items():
-            mount = {"Target": spec["bind"], "Source": source, "ReadOnly": spec["mode"] == "ro"}
-            if source.startswith("/"):
-                mount["Type"] = "bind"
-            else:
-                mount["Type"] = "volume"
-                mount["VolumeOptions"] = {"Labels": settings.volume_labels}
-                if driver:
-                    mount["VolumeOptions"]["DriverConfig"] = driver
-            mounts.append(mount)
-        mounts.extend(settings.plan.mounts)
-        return mounts
-
-    async def service_spec(self, image, image_info):
-        """The full create_service arguments for this user server."""
-        settings = await self.server_settings(image, image_info)
-        limits = settings.limits
-        container = {
-            "Image": image,
-            "Env": settings.environment,
-            "Labels": settings.labels,
-            "Mounts": self.service_mounts(settings),
-            "StopGracePeriod": int(self.stop_timeout * 1e9),
-        }
-        if settings.command:
-            # Args is the service's CMD (Command would replace the image's ENTRYPOINT,
-            # such as tini), as `command` is for a container.
-            container["Args"] = settings.command
-        if settings.user is not None:
-            container["User"] = str(settings.user)
-        if settings.non_root:
-            container["CapabilityDrop"] = ["ALL"]
-        container.update({k: v for k, v in settings.extra_create.items() if k in ("Hostname", "Dir", "Groups")})
-        container.update(_spec(await self._resolve(self.extra_container_spec)))
-
-        resources = {"Limits": {}, "Reservations": {}}
-        if limits.get("mem_limit"):
-            resources["Limits"]["MemoryBytes"] = int(limits["mem_limit"])
-        if limits.get("cpu_limit"):
-            resources["Limits"]["NanoCPUs"] = int(float(limits["cpu_limit"]) * 1e9)
-        if self.pids_limit and self.pids_limit > 0:
-            resources["Limits"]["Pids"] = self.pids_limit
-        if limits.get("mem_guarantee"):
-            resources["Reservations"]["MemoryBytes"] = int(limits["mem_guarantee"])
-        if limits.get("cpu_guarantee"):
-            resources["Reservations"]["NanoCPUs"] = int(float(limits["cpu_guarantee"]) * 1e9)
-        resources.update(_spec(await self._resolve(self.extra_resources_spec)))
-
-        task = {
-            "ContainerSpec": container,
-            "Resources": resources,
-            # A server that dies stays dead; the hub notices and the user restarts it.
-            "RestartPolicy": {"Condition": "none"},
-            "Placement": await self.placement(),
-            "Networks": [{"Target": self.network_name}],
-        }
-        task.update(_spec(await self._resolve(self.extra_task_spec)))
-        endpoint = {"Mode": self.endpoint_mode}
-        endpoint.update(_spec(await self._resolve(self.extra_endpoint_spec)))
-        return {
-            "task_template": task,
-            "name": self.object_name,
-            "labels": settings.labels,
-            "mode": {"Replicated": {"Replicas": 1}},
-            "endpoint_spec": endpoint,
-        }
+        service = ServiceOptions.create(
+            placement=await self.placement(),
+            endpoint_mode=self.endpoint_mode,
+            volume_driver=driver,
+            extra_container_spec=await self._resolve(self.extra_container_spec) or {},
+            extra_resources_spec=await self._resolve(self.extra_resources_spec) or {},
+            extra_task_spec=await self._resolve(self.extra_task_spec) or {},
+            extra_endpoint_spec=await self._resolve(self.extra_endpoint_spec) or {},
+        )
+        return settings.replace(service=service, publish_on=None)
 
     # --- Docker steps ----------------------------------------------------------------
 
@@ -356,7 +297,6 @@ class SwarmSpawner(DockerSpawner):
 
     async def _start(self):
         image = await self.resolve_image()
-        self._resolved = await self.resolved_limits()
         self.container_name = self.object_name
         self.emit(5, "Preparing %s" % image)
         if self.lost_on_node:
@@ -365,11 +305,11 @@ class SwarmSpawner(DockerSpawner):
             self.lost_on_node = ""
         await self.check_network()
         image_info = await self.ensure_image(image)
+        settings = await self.resolve_settings(image, image_info)
         for stale in await self.find_services():
             await self.remove_service(stale["ID"])
-        spec = await self.service_spec(image, image_info)
         self.emit(20, "Creating the swarm service")
-        created = await self.docker.call("create_service", **spec)
+        created = await self.docker.call("create_service", **service_spec(settings))
         self.service_id = created["ID"]
         try:
             task = await self.wait_for_task()

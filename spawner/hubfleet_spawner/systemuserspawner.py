@@ -12,7 +12,7 @@ import re
 
 from traitlets import Bool, Unicode
 
-from .dockerspawner import ROOT_USERS, DockerSpawner
+from .dockerspawner import DockerSpawner
 from .errors import SpawnError
 from .naming import host_path
 from .volumes import check_not_docker_socket
@@ -73,34 +73,44 @@ class SystemUserSpawner(DockerSpawner):
     def image_home(self, account):
         return self.image_homedir_format_string.format(username=account.pw_name)
 
-    def get_env(self):
-        env = super().get_env()
-        account = self.host_account()
-        env.update(
+    def account_environment(self, account):
+        """The variables that tell the image whose server this is."""
+        return dict(
             NB_USER=account.pw_name,
             NB_UID=str(account.pw_uid),
             NB_GID=str(account.pw_gid),
             USER=account.pw_name,
             HOME=self.image_home(account),
         )
-        return env
 
-    async def container_user(self, image_info):
-        account = self.host_account()
+    def account_user(self, account):
+        """The container's user: the account's uid:gid (root only with run_as_root)."""
         if self.run_as_root:
             return "0"
         if account.pw_uid == 0 and not self.allow_root:
             raise SpawnError("Refusing to run a server as the host's root account.")
         return "%d:%d" % (account.pw_uid, account.pw_gid)
 
-    async def prepare_user_files(self, settings, image_info, created, prepared):
+    async def container_user(self, image_info, extra_create):
+        """Not the image's user, nor extra_create_kwargs': the host account's (resolve_settings)."""
+        return None
+
+    async def prepare_user_files(self, settings, created, prepared):
         """Nothing: the user's host home keeps its host ownership as it is."""
 
-    async def server_settings(self, image, image_info):
+    async def resolve_settings(self, image, image_info):
+        """DockerSpawner's settings as the host account, on its home; the account is looked up once."""
         account = self.host_account()
-        settings = await super().server_settings(image, image_info)
+        user = self.account_user(account)
+        settings = await super().resolve_settings(image, image_info)
         home = self.image_home(account)
-        settings.plan.binds[self.host_home(account)] = {"bind": home, "mode": "rw"}
-        settings.extra_create.setdefault("working_dir", home)
-        settings.non_root = settings.user is not None and str(settings.user) not in ROOT_USERS
-        return settings
+        binds = dict(settings.binds)
+        binds[self.host_home(account)] = {"bind": home, "mode": "rw"}
+        extra_create = dict(settings.extra_create)
+        extra_create.setdefault("working_dir", home)
+        return settings.replace(
+            user=user,
+            binds=binds,
+            environment=dict(settings.environment, **self.account_environment(account)),
+            extra_create=extra_create,
+        )

@@ -1,14 +1,10 @@
 """SwarmSpawner's translation of dockerspawner settings into swarm specs (pure logic)."""
 
-from types import SimpleNamespace
-
 import pytest
 from traitlets.config import Config
 
 from hubfleet_spawner import SwarmSpawner
 from hubfleet_spawner.errors import SpawnError
-from hubfleet_spawner.naming import template_names
-from hubfleet_spawner.volumes import plan_volumes
 
 
 class FakeDocker:
@@ -66,28 +62,6 @@ async def test_constraints_and_preferences_from_config_and_callables():
 async def test_an_explicit_role_constraint_is_respected():
     s = spawner([READY_WORKER], placement_constraints=["node.role == manager"])
     assert (await s.placement())["Constraints"] == ["node.role == manager"]
-
-
-def test_named_volumes_carry_driver_options_and_labels():
-    s = spawner(volume_driver="local", volume_driver_options={"type": "nfs", "device": ":/export/{username}"})
-    names = template_names("alice", prefix="jupyter")
-    settings = SimpleNamespace(
-        names=names,
-        plan=plan_volumes({"jupyter-user-{username}": "/home/jovyan/work", "/srv/data": {"bind": "/data", "mode": "ro"}}, {}, [], names),
-        volume_labels={"hubfleet.kind": "user-volume"},
-    )
-    mounts = s.service_mounts(settings)
-    assert {
-        "Type": "volume",
-        "Source": "jupyter-user-alice",
-        "Target": "/home/jovyan/work",
-        "ReadOnly": False,
-        "VolumeOptions": {
-            "Labels": {"hubfleet.kind": "user-volume"},
-            "DriverConfig": {"Name": "local", "Options": {"type": "nfs", "device": ":/export/alice"}},
-        },
-    } in mounts
-    assert {"Type": "bind", "Source": "/srv/data", "Target": "/data", "ReadOnly": True} in mounts
 
 
 def test_swarm_defaults():
