@@ -21,7 +21,15 @@ __version__ = "0.1.0"
 # c.JupyterHub.template_paths = [hubfleet_spawner.TEMPLATES_DIR]
 TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
-__all__ = ["DockerSpawner", "SpawnError", "SwarmSpawner", "SystemUserSpawner", "TEMPLATES_DIR", "__version__"]
+__all__ = [
+    "DockerSpawner",
+    "SpawnError",
+    "SwarmSpawner",
+    "SystemUserSpawner",
+    "TEMPLATES_DIR",
+    "__version__",
+    "check_config",
+]
 
 _LAZY = {
     "DockerSpawner": ".dockerspawner",
@@ -35,3 +43,32 @@ def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def _spawner_class(value):
+    """The class ``c.JupyterHub.spawner_class`` names (a class, an entry point or a dotted name)."""
+    if not isinstance(value, str):
+        return value
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group="jupyterhub.spawners"):
+        if entry_point.name == value:
+            return entry_point.load()
+    from traitlets.utils.importstring import import_item
+
+    return import_item(value)
+
+
+def check_config(config):
+    """Refuse, when the hub's configuration loads, what its Hubfleet spawner cannot honour.
+
+    Call it at the end of jupyterhub_config.py (``hubfleet_spawner.check_config(c)``): it
+    loads ``config`` into the configured spawner class as the hub does for each server, so
+    an option the class refuses (a ``traitlets.TraitError`` naming it, e.g. a SwarmSpawner
+    ``post_start_cmd``) stops the hub at start instead of failing users' spawns. Other
+    spawner classes are left alone.
+    """
+    section = config.JupyterHub if "JupyterHub" in config else {}
+    spawner_class = _spawner_class(section.get("spawner_class", "")) if section.get("spawner_class") else None
+    if isinstance(spawner_class, type) and issubclass(spawner_class, __getattr__("DockerSpawner")):
+        spawner_class(config=config)

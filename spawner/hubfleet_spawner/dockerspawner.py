@@ -38,7 +38,8 @@ from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
 from .ownership import ROOT_START_CAPABILITIES
 from .reflector import ContainerState, ContainerView
-from .specs import ROOT_USERS, Limits, ServerSettings, container_create_args, limits_environment
+from .runtime import Runtime
+from .specs import ROOT_USERS, Limits, ServerSettings, container_create_args, limits_environment, thaw
 from .volumes import plan_volumes, render_nested
 
 DEFAULT_IMAGE = "hubfleet/singleuser:latest"
@@ -97,8 +98,65 @@ async def accepts_connections(ip, port, timeout=2):
     return True
 
 
+class ContainerRuntime(Runtime):
+    """A user server as one container on the hub's engine (DockerSpawner, SystemUserSpawner)."""
+
+    noun = "container"
+    create_progress = 40
+
+    async def replace_stale(self, settings):
+        spawner = self.spawner
+        for stale in await spawner.find_containers():
+            # A container from an earlier run (remove=False, or a crash mid-spawn).
+            if spawner.remove or stale["Id"] != spawner.container_id or stale.get("Image") != settings.image:
+                await spawner.remove_container(stale["Id"])
+        existing = spawner.container_id if not spawner.remove else ""
+        if existing and not await spawner.view.get(existing):
+            existing = ""
+        return existing
+
+    async def reuse(self, container_id):
+        self.spawner.view.claim(container_id)
+        await self.spawner.reuse_api_token(container_id)
+
+    async def create(self, settings):
+        spawner = self.spawner
+        spawner.container_id = await spawner.create_container(settings)
+        spawner.view.claim(spawner.container_id)
+        return spawner.container_id
+
+    def boot_slot(self):
+        return self.spawner.boot_slot()
+
+    async def run(self, settings, container_id):
+        spawner = self.spawner
+        spawner.emit(60, "Starting the container")
+        await spawner.docker.call("start", container_id)
+        info = await spawner.docker.call("inspect_container", container_id)
+        if not info["State"].get("Running"):
+            raise await spawner.exited_error(container_id, info["State"].get("ExitCode"))
+        spawner.view.note(ContainerState(container_id, settings.name, "running", labels=thaw(settings.labels)))
+        return info
+
+    async def address(self, settings, info):
+        return await self.spawner.connection_info(info)
+
+    async def check_alive(self, container_id):
+        state = await self.spawner.view.get(container_id)
+        if state is None:
+            raise SpawnError("The container %s vanished while starting." % self.spawner.container_name)
+        if not state.running:
+            raise await self.spawner.exited_error(container_id, state.exit_code)
+
+    async def after_start(self, settings, container_id):
+        await self.spawner.run_post_start_cmd()
+
+
 class DockerSpawner(Spawner):
     """Spawn each user server as a hardened Docker container."""
+
+    #: How the server runs: the steps of the spawn sequence (runtime.py).
+    runtime_class = ContainerRuntime
 
     # --- connection --------------------------------------------------------------
 
@@ -855,18 +913,6 @@ class DockerSpawner(Spawner):
             await asyncio.sleep(delay)
             delay = min(delay * 1.3, 0.25)
 
-    async def wait_for_server(self, container_id, ip, port):
-        """Return once the server accepts connections; fail at once if the container exits."""
-
-        async def check_alive():
-            state = await self.view.get(container_id)
-            if state is None:
-                raise SpawnError("The container %s vanished while starting." % self.container_name)
-            if not state.running:
-                raise await self.exited_error(container_id, state.exit_code)
-
-        await self.wait_until_answering(ip, port, check_alive)
-
     async def run_post_start_cmd(self):
         cmd = self.post_start_cmd
         if not cmd:
@@ -901,42 +947,29 @@ class DockerSpawner(Spawner):
             self._events_changed.set()
 
     async def _start(self):
+        """The one spawn sequence of every Hubfleet spawner (see runtime.py)."""
+        runtime = self.runtime_class(self)
         image = await self.resolve_image()
         self.container_name = self.object_name
         self.emit(5, "Preparing %s" % image)
+        runtime.announce()
         await self.check_network()
         image_info = await self.ensure_image(image)
         settings = await self.resolve_settings(image, image_info)
 
-        for stale in await self.find_containers():
-            # A container from an earlier run (remove=False, or a crash mid-spawn).
-            if self.remove or stale["Id"] != self.container_id or stale.get("Image") != image:
-                await self.remove_container(stale["Id"])
-        existing = self.container_id if not self.remove else ""
-        if existing and not await self.view.get(existing):
-            existing = ""
-
-        if existing:
-            self.emit(40, "Restarting the existing container")
-            self.view.claim(existing)
-            await self.reuse_api_token(existing)
+        object_id = await runtime.replace_stale(settings)
+        if object_id:
+            self.emit(40, "Restarting the existing %s" % runtime.noun)
+            await runtime.reuse(object_id)
         else:
-            self.emit(40, "Creating the container")
-            self.container_id = await self.create_container(settings)
-            self.view.claim(self.container_id)
-        async with self.boot_slot():
-            self.emit(60, "Starting the container")
-            await self.docker.call("start", self.container_id)
-            info = await self.docker.call("inspect_container", self.container_id)
-            if not info["State"].get("Running"):
-                raise await self.exited_error(self.container_id, info["State"].get("ExitCode"))
-            self.view.note(
-                ContainerState(self.container_id, self.container_name, "running", labels=self.object_labels())
-            )
-            ip, port = await self.connection_info(info)
+            self.emit(runtime.create_progress, "Creating the %s" % runtime.noun)
+            object_id = await runtime.create(settings)
+        async with runtime.boot_slot():
+            running = await runtime.run(settings, object_id)
+            ip, port = await runtime.address(settings, running)
             self.emit(80, "Waiting for the server to answer")
-            await self.wait_for_server(self.container_id, ip, port)
-        await self.run_post_start_cmd()
+            await self.wait_until_answering(ip, port, functools.partial(runtime.check_alive, object_id))
+        await runtime.after_start(settings, object_id)
         self.emit(95, "Server is up")
         return ip, port
 
@@ -1046,3 +1079,4 @@ class DockerSpawner(Spawner):
                 self.log.info("Removed volume %s of deleted server %s", volume["Name"], self._log_name)
             except docker.errors.APIError as e:
                 self.log.warning("Keeping volume %s: %s", volume["Name"], _docker_message(e))
+

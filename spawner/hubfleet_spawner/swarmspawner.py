@@ -14,12 +14,13 @@ import asyncio
 import time
 
 import docker.errors
-from traitlets import Bool, CaselessStrEnum, Callable, Dict, Float, List, Unicode, Union, default
+from traitlets import Bool, CaselessStrEnum, Callable, Dict, Float, List, TraitError, Unicode, Union, default, validate
 
 from . import labels
 from .dockerspawner import DockerSpawner, _docker_message
 from .errors import SpawnError
-from .specs import ServiceOptions, service_spec
+from .runtime import Runtime
+from .specs import CREATE_KWARGS_AS_CONTAINER_SPEC, ServiceOptions, service_spec
 from .volumes import render_nested
 
 # Task states, in the order a healthy task passes through them.
@@ -79,8 +80,100 @@ def lost_node_start_message(hostname, shared_storage):
     return "Your last server was lost with node %s. %s" % (hostname, _where_files_are(hostname, shared_storage))
 
 
+
+
+def _always(value):
+    return True
+
+
+# DockerSpawner options a swarm service cannot honour: refused when configured (the
+# TraitError names the option), with (does this value need a container?, what to do instead).
+REFUSED_OPTIONS = {
+    "post_start_cmd": (bool, "the hub cannot exec into a task's container on another node; run the command "
+                       "from the image's entrypoint (docker-stacks images: /usr/local/bin/before-notebook.d/)"),
+    "use_internal_ip": (lambda value: not value, "services publish no port: the hub always reaches the task's "
+                        "address on network_name (or its name, with use_internal_hostname)"),
+    "host_ip": (_always, "services publish no port on a host; the hub reaches the task on network_name"),
+    "links": (bool, "services cannot be linked; put what they need on network_name"),
+    "remove": (lambda value: not value, "a stopped server's service is always removed (its files live in volumes)"),
+    "boot_concurrency": (lambda value: value > 0, "the swarm spreads servers over its nodes, each boots its own"),
+    "boot_slot_timeout": (_always, "there are no boot turns on the swarm (see boot_concurrency)"),
+    "container_view_resync_interval": (_always, "the SwarmSpawner follows each server's task, not a container view"),
+    "orphan_grace_period": (_always, "services are not reaped; a service left by a killed hub is replaced at the "
+                            "user's next start"),
+    "extra_host_config": (lambda value: bool(value) and not callable(value),
+                          "use extra_container_spec, extra_resources_spec or extra_task_spec"),
+    "root_start": (bool, "services cannot add the capabilities a root-start image needs to switch users; use an "
+                   "image with a non-root USER"),
+    "remove_volumes_on_delete": (bool, "the hub reaches only the manager's engine, not the volumes on the nodes; "
+                                 "remove a user's volumes on each node with the hubfleet.jupyterhub.user_volumes "
+                                 "module (state: absent)"),
+}
+
+
+def refuse_extra_create_kwargs(value, where="SwarmSpawner.extra_create_kwargs"):
+    """Refuse extra_create_kwargs keys a service has no place for (TraitError naming them)."""
+    unknown = sorted(k for k in value or {} if k != "user" and k not in CREATE_KWARGS_AS_CONTAINER_SPEC)
+    if unknown:
+        raise TraitError(
+            "%s: %s cannot be honoured by a swarm service. It takes %s; use extra_container_spec for the rest."
+            % (where, ", ".join(unknown), ", ".join(sorted(set(CREATE_KWARGS_AS_CONTAINER_SPEC) | {"user"})))
+        )
+
+
+class ServiceRuntime(Runtime):
+    """A user server as a one-replica swarm service (SwarmSpawner)."""
+
+    noun = "swarm service"
+    create_progress = 20
+
+    def announce(self):
+        spawner = self.spawner
+        if spawner.lost_on_node:
+            # Said on the spawn page: the user's files may not be where this server runs.
+            spawner.emit(6, lost_node_start_message(spawner.lost_on_node, bool(spawner.volume_driver)))
+            spawner.lost_on_node = ""
+
+    async def replace_stale(self, settings):
+        # A service is never reused: a new one applies the current image and settings.
+        for stale in await self.spawner.find_services():
+            await self.spawner.remove_service(stale["ID"])
+        return ""
+
+    async def create(self, settings):
+        created = await self.spawner.docker.call("create_service", **service_spec(settings))
+        self.spawner.service_id = created["ID"]
+        return created["ID"]
+
+    async def run(self, settings, service_id):
+        try:
+            return await self.spawner.wait_for_task()
+        except SpawnError:
+            await self.spawner.remove_service(service_id)
+            raise
+
+    async def address(self, settings, task):
+        if self.spawner.use_internal_hostname:
+            return settings.name, settings.port
+        ip = self.spawner.task_address(task)
+        if not ip:
+            raise SpawnError("The server's task has no address on network %r." % settings.network)
+        return ip, settings.port
+
+    async def check_alive(self, service_id):
+        task = self.spawner.newest(await self.spawner.tasks())
+        status = (task or {}).get("Status", {})
+        if status.get("State") != "running":
+            raise SpawnError(
+                "The server's task stopped while starting (%s): %s"
+                % (status.get("State"), status.get("Err") or status.get("ContainerStatus", {}).get("ExitCode"))
+            )
+
+
 class SwarmSpawner(DockerSpawner):
     """Spawn each user server as a one-replica swarm service on an overlay network."""
+
+    runtime_class = ServiceRuntime
 
     network_name = Unicode(
         "jupyterhub",
@@ -136,6 +229,22 @@ class SwarmSpawner(DockerSpawner):
         help="Seconds a task may stay pending with a scheduler error (no suitable node) before the spawn fails with it.",
     ).tag(config=True)
 
+    @validate(*REFUSED_OPTIONS)
+    def _refuse_container_only_options(self, proposal):
+        name = proposal.trait.name
+        needs_container, instead = REFUSED_OPTIONS[name]
+        if needs_container(proposal.value):
+            raise TraitError(
+                "SwarmSpawner.%s = %r cannot be honoured by a swarm service: %s." % (name, proposal.value, instead)
+            )
+        return proposal.value
+
+    @validate("extra_create_kwargs")
+    def _refuse_container_only_create_kwargs(self, proposal):
+        if not callable(proposal.value):
+            refuse_extra_create_kwargs(proposal.value)
+        return proposal.value
+
     service_id = Unicode("")
     # The node the last server was lost with (kept across stops, for the next start's message).
     lost_on_node = Unicode("")
@@ -189,6 +298,12 @@ class SwarmSpawner(DockerSpawner):
     async def resolve_settings(self, image, image_info):
         """DockerSpawner's settings plus what only a service needs (placement, driver, extra specs)."""
         settings = await super().resolve_settings(image, image_info)
+        try:  # what callables returned
+            refuse_extra_create_kwargs(settings.extra_create)
+            if settings.extra_host:
+                raise TraitError("SwarmSpawner.extra_host_config: %s." % REFUSED_OPTIONS["extra_host_config"][1])
+        except TraitError as e:
+            raise SpawnError("This hub's configuration cannot start a swarm service: %s" % e) from None
         driver = None
         if self.volume_driver:
             driver = {"Name": self.volume_driver, "Options": render_nested(self.volume_driver_options, settings.names)}
@@ -294,52 +409,6 @@ class SwarmSpawner(DockerSpawner):
                     return task
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
-
-    async def _start(self):
-        image = await self.resolve_image()
-        self.container_name = self.object_name
-        self.emit(5, "Preparing %s" % image)
-        if self.lost_on_node:
-            # Said on the spawn page: the user's files may not be where this server runs.
-            self.emit(6, lost_node_start_message(self.lost_on_node, bool(self.volume_driver)))
-            self.lost_on_node = ""
-        await self.check_network()
-        image_info = await self.ensure_image(image)
-        settings = await self.resolve_settings(image, image_info)
-        for stale in await self.find_services():
-            await self.remove_service(stale["ID"])
-        self.emit(20, "Creating the swarm service")
-        created = await self.docker.call("create_service", **service_spec(settings))
-        self.service_id = created["ID"]
-        try:
-            task = await self.wait_for_task()
-        except SpawnError:
-            await self.remove_service(self.service_id)
-            raise
-        if self.use_internal_hostname:
-            ip = self.container_name
-        else:
-            ip = self.task_address(task)
-            if not ip:
-                raise SpawnError("The server's task has no address on network %r." % self.network_name)
-        self.emit(80, "Waiting for the server to answer")
-        await self.wait_for_server_address(ip, self.port)
-        self.emit(95, "Server is up")
-        return ip, self.port
-
-    async def wait_for_server_address(self, ip, port):
-        """Return once the server accepts connections; fail at once if its task ends."""
-
-        async def check_alive():
-            task = self.newest(await self.tasks())
-            status = (task or {}).get("Status", {})
-            if status.get("State") != "running":
-                raise SpawnError(
-                    "The server's task stopped while starting (%s): %s"
-                    % (status.get("State"), status.get("Err") or status.get("ContainerStatus", {}).get("ExitCode"))
-                )
-
-        await self.wait_until_answering(ip, port, check_alive)
 
     async def poll(self):
         if self._starting:

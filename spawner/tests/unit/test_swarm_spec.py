@@ -1,5 +1,7 @@
 """SwarmSpawner's translation of dockerspawner settings into swarm specs (pure logic)."""
 
+from types import SimpleNamespace
+
 import pytest
 from traitlets.config import Config
 
@@ -101,3 +103,62 @@ async def test_the_network_must_be_an_overlay(network, refused):
         assert "overlay" in str(error)
     else:
         assert not refused, "accepted %r" % (network,)
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("post_start_cmd", "echo started"),
+        ("use_internal_ip", False),
+        ("host_ip", "0.0.0.0"),
+        ("links", {"db": "db"}),
+        ("remove", False),
+        ("boot_concurrency", 4),
+        ("boot_slot_timeout", 30.0),
+        ("container_view_resync_interval", 10.0),
+        ("orphan_grace_period", 0.0),
+        ("extra_host_config", {"shm_size": "1g"}),
+        ("root_start", True),
+        ("remove_volumes_on_delete", True),
+        ("extra_create_kwargs", {"working_dir": "/w", "domainname": "x", "volumes": ["/v"]}),
+    ],
+)
+@pytest.mark.parametrize("section", ["SwarmSpawner", "DockerSpawner"])
+def test_an_option_a_service_cannot_honour_is_refused_at_config_load_by_name(option, value, section):
+    from traitlets import TraitError
+
+    from hubfleet_spawner import check_config
+
+    c = Config()
+    c.JupyterHub.spawner_class = "hubfleet-swarm"
+    setattr(getattr(c, section), option, value)
+    with pytest.raises(TraitError, match="SwarmSpawner.%s" % option) as refused:
+        check_config(c)
+    if option == "extra_create_kwargs":
+        assert "domainname, volumes" in str(refused.value)
+    # The same configuration is fine for the DockerSpawner.
+    c.JupyterHub.spawner_class = "hubfleet-docker"
+    check_config(c)
+
+
+def test_what_a_service_does_anyway_is_accepted():
+    """The role's and dockerspawner's usual lines: remove=True, use_internal_ip=True, boot_concurrency=0."""
+    from hubfleet_spawner import check_config
+
+    c = Config()
+    c.JupyterHub.spawner_class = "hubfleet_spawner.SwarmSpawner"
+    c.DockerSpawner.remove = True
+    c.DockerSpawner.use_internal_ip = True
+    c.SwarmSpawner.boot_concurrency = 0
+    c.SwarmSpawner.extra_create_kwargs = {"working_dir": "/home/jovyan", "hostname": "lab", "user": "1000"}
+    c.SwarmSpawner.extra_host_config = lambda spawner: {}
+    check_config(c)
+
+
+async def test_a_callable_extra_host_config_is_refused_at_spawn_naming_the_option():
+    s = spawner(extra_host_config=lambda sp: {"shm_size": "1g"})
+    s.user = SimpleNamespace(name="alice")
+    s.orm_spawner = SimpleNamespace(name="", server=None)
+    s.get_env = lambda: {}
+    with pytest.raises(SpawnError, match="SwarmSpawner.extra_host_config"):
+        await s.resolve_settings("img", None)
