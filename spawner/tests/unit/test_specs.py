@@ -147,6 +147,12 @@ async def test_settings_are_immutable_and_resolved_once():
 LIMITED = dict(mem_limit="2G", cpu_limit=1.5, mem_guarantee="1G", cpu_guarantee=0.5, pids_limit=256)
 
 
+def limited_environment(mem_limit):
+    """The limit variables the server sees with LIMITED (JupyterHub's names)."""
+    limits = "MEM_LIMIT=%d CPU_LIMIT=1.5 MEM_GUARANTEE=%d CPU_GUARANTEE=0.5" % (mem_limit, 1024**3)
+    return ["JUPYTERHUB_API_TOKEN=token"] + limits.split()
+
+
 async def test_limits_and_guarantees_on_a_container():
     settings = await settings_of(DockerSpawner, **LIMITED)
     expected = container_defaults(
@@ -156,13 +162,7 @@ async def test_limits_and_guarantees_on_a_container():
         mem_reservation=1024**3,
         cpu_shares=512,
     )
-    expected["environment"] = [
-        "JUPYTERHUB_API_TOKEN=token",
-        "MEM_LIMIT=%d" % (2 * 1024**3),
-        "CPU_LIMIT=1.5",
-        "MEM_GUARANTEE=%d" % 1024**3,
-        "CPU_GUARANTEE=0.5",
-    ]
+    expected["environment"] = limited_environment(mem_limit=2 * 1024**3)
     assert container_create_args(settings) == expected
 
 
@@ -173,15 +173,7 @@ async def test_limits_and_guarantees_on_a_service_are_limits_and_reservations():
             "Limits": {"MemoryBytes": 512 * 1024**2, "NanoCPUs": 1_500_000_000, "Pids": 256},
             "Reservations": {"MemoryBytes": 1024**3, "NanoCPUs": 500_000_000},
         },
-        container={
-            "Env": [
-                "JUPYTERHUB_API_TOKEN=token",
-                "MEM_LIMIT=%d" % (512 * 1024**2),
-                "CPU_LIMIT=1.5",
-                "MEM_GUARANTEE=%d" % 1024**3,
-                "CPU_GUARANTEE=0.5",
-            ]
-        },
+        container={"Env": limited_environment(mem_limit=512 * 1024**2)},
     )
     assert service_spec(settings) == expected
 
