@@ -36,7 +36,6 @@ from traitlets import (
 from . import labels, naming, ownership
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
-from .ownership import ROOT_START_CAPABILITIES
 from .reflector import ContainerState, ContainerView
 from .runtime import Runtime
 from .specs import ROOT_USERS, Limits, ServerSettings, container_create_args, limits_environment, thaw
@@ -858,7 +857,7 @@ class DockerSpawner(Spawner):
         create["host_config"] = client.create_host_config(**create["host_config"])
         if "networking_config" in create:
             create["networking_config"] = client.create_networking_config(
-                {name: client.create_endpoint_config(**endpoint) for name, endpoint in create["networking_config"].items()}
+                {name: client.create_endpoint_config(**config) for name, config in create["networking_config"].items()}
             )
         info = await self.docker.call("create_container", **create)
         return info["Id"]
