@@ -330,7 +330,10 @@ class HubVolumeManager(object):
                 except (tarfile.TarError, OSError, EOFError):
                     changed = True
             else:
-                changed, manifest = archiver.backup(path)
+                try:
+                    changed, manifest = archiver.backup(path)
+                except OSError as exc:
+                    self.module.fail_json(msg="backup: cannot write %s: %s" % (path, exc), **self.result_dict())
         if changed:
             self.actions.append("back up to %s" % path)
         self.result["backup"] = {"path": path, "changed": changed, "entries": len(manifest)}

@@ -326,7 +326,10 @@ class UserVolumesManager(object):
                         except (tarfile.TarError, OSError, EOFError):
                             changed = True
                     else:
-                        changed = archiver.backup(path)[0]
+                        try:
+                            changed = archiver.backup(path)[0]
+                        except OSError as exc:
+                            self.module.fail_json(msg="backup: cannot write %s: %s" % (path, exc))
             if changed:
                 self.actions.append("back up %s to %s" % (name, path))
             self.backups.append({"volume": name, "path": path, "changed": changed})
