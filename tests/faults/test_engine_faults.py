@@ -1,4 +1,4 @@
-"""Fault drills of the Docker engine on one host: dockerd restarts.
+"""Fault drills of the Docker engine on one host: dockerd restarts, the host reboots.
 
 Real components, inside one Docker-in-Docker host of this machine (testbed/host.py) whose
 engine the docker_engine role set up (daemon.json with live-restore, the role's supervisor
@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -26,6 +27,8 @@ from testbed.swarm import SwarmHub  # noqa: E402
 POLL_INTERVAL = 60
 NOTICE_WITHIN = 15
 NOTEBOOK_DIR = "/home/jovyan/work"
+# After a reboot the hub must report every server stopped this soon after it answers.
+STOPPED_AFTER_BOOT_WITHIN = 10
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,13 @@ def seconds_until(condition, timeout, what):
     return time.monotonic() - began
 
 
+def hub_answers(hub):
+    try:
+        return requests.get(hub.api_url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def started_at(container):
     """When the container's process started, in seconds since the epoch."""
     container.reload()
@@ -145,3 +155,30 @@ def test_servers_and_kernels_survive_a_dockerd_restart_and_a_later_death_is_noti
     container = spawn_ready(hub, user)
     assert read_file(container, "before-restart.txt") == "kept"
     hub.stop_server(user)
+
+
+def test_after_a_host_reboot_the_hub_starts_by_itself_and_reports_every_server_stopped(host, hub):
+    users = ["drill-reboot-a", "drill-reboot-b"]
+    for user in users:
+        write_file(spawn_ready(hub, user), "before-reboot.txt", user)
+
+    down, engine_back = host.reboot()
+    print("host rebooted: stopped in %.1f s, engine answering %.1f s after the start" % (down, engine_back))
+    hub.container = hub.docker.containers.get(hub.container_name)
+    began = time.time()
+    # The restart policy brings the hub back, also after a failed first start.
+    seconds_until(lambda: hub_answers(hub), 120, "the hub to answer after the reboot")
+    hub.container.reload()
+    hub_started = started_at(hub.container)
+    print("hub answering %.1f s after the engine, %.1f s after its container last started, restarts: %d"
+          % (time.time() - began, time.time() - hub_started, hub.container.attrs["RestartCount"]))
+    stopped_after = seconds_until(lambda: all(hub.server_model(user) is None for user in users), 60,
+                                  "the hub to report every server stopped")
+    print("hub reported every server stopped %.1f s after it answered (%.1f s after its container started)"
+          % (stopped_after, time.time() - hub_started))
+    assert stopped_after < STOPPED_AFTER_BOOT_WITHIN
+
+    for user in users:
+        assert read_file(spawn_ready(hub, user), "before-reboot.txt") == user
+        hub.stop_server(user)
+    print("users started again %.1f s after the hub started, files intact" % (time.time() - hub_started))
