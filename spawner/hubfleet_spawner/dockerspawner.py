@@ -114,7 +114,7 @@ class ContainerRuntime(Runtime):
             existing = ""
         return existing
 
-    async def reuse(self, container_id):
+    async def reuse(self, container_id):  # pylint: disable=arguments-renamed
         self.spawner.view.claim(container_id)
         await self.spawner.reuse_api_token(container_id)
 
@@ -127,7 +127,7 @@ class ContainerRuntime(Runtime):
     def boot_slot(self):
         return self.spawner.boot_slot()
 
-    async def run(self, settings, container_id):
+    async def run(self, settings, container_id):  # pylint: disable=arguments-renamed
         spawner = self.spawner
         spawner.emit(60, "Starting the container")
         await spawner.docker.call("start", container_id)
@@ -137,17 +137,17 @@ class ContainerRuntime(Runtime):
         spawner.view.note(ContainerState(container_id, settings.name, "running", labels=thaw(settings.labels)))
         return info
 
-    async def address(self, settings, info):
+    async def address(self, settings, info):  # pylint: disable=arguments-renamed
         return await self.spawner.connection_info(info)
 
-    async def check_alive(self, container_id):
+    async def check_alive(self, container_id):  # pylint: disable=arguments-renamed
         state = await self.spawner.view.get(container_id)
         if state is None:
             raise SpawnError("The container %s vanished while starting." % self.spawner.container_name)
         if not state.running:
             raise await self.spawner.exited_error(container_id, state.exit_code)
 
-    async def after_start(self, settings, container_id):
+    async def after_start(self, settings, container_id):  # pylint: disable=arguments-renamed
         await self.spawner.run_post_start_cmd()
 
 
@@ -1078,4 +1078,3 @@ class DockerSpawner(Spawner):
                 self.log.info("Removed volume %s of deleted server %s", volume["Name"], self._log_name)
             except docker.errors.APIError as e:
                 self.log.warning("Keeping volume %s: %s", volume["Name"], _docker_message(e))
-

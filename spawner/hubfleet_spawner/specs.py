@@ -39,7 +39,9 @@ def thaw(value):
 
 
 def _empty():
-    return dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    # Used as the default of fields of the frozen dataclasses below.
+    return dataclasses.field(  # pylint: disable=invalid-field-call
+        default_factory=lambda: MappingProxyType({}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +184,7 @@ def privileges(settings):
 
 def _limit_values(limits):
     """(Limits field, value) of the limits that are set."""
-    for field, *_ in LIMITS:
+    for field, *_rest in LIMITS:
         value = getattr(limits, field)
         if value and not (field == "pids_limit" and value < 0):
             yield field, value
@@ -209,7 +211,7 @@ def container_create_args(settings):
         "cap_add": hardening["cap_add"],
         "mounts": thaw(settings.mounts) or None,
     }
-    by_field = {field: (key, convert) for field, key, convert, *_ in LIMITS}
+    by_field = {field: (key, convert) for field, key, convert, *_rest in LIMITS}
     for field, value in _limit_values(settings.limits):
         key, convert = by_field[field]
         host_config[key] = convert(value)
@@ -290,7 +292,7 @@ def service_spec(settings):
     container.update(thaw(service.extra_container_spec))
 
     resources = {"Limits": {}, "Reservations": {}}
-    by_field = {field: (section, key, convert) for field, _, _, section, key, convert in LIMITS}
+    by_field = {field: (section, key, convert) for field, _key, _convert, section, key, convert in LIMITS}
     for field, value in _limit_values(settings.limits):
         section, key, convert = by_field[field]
         resources[section][key] = convert(value)

@@ -63,7 +63,7 @@ def run_dockerd(sock, log):
             os.execvpe("dockerd", ["dockerd", "--host", "fd://"], env)
         finally:
             os._exit(127)
-    _, status = os.waitpid(pid, 0)
+    _pid, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
 
