@@ -114,7 +114,7 @@ class ContainerRuntime(Runtime):
             existing = ""
         return existing
 
-    async def reuse(self, container_id):  # pylint: disable=arguments-renamed
+    async def reuse(self, container_id):
         self.spawner.view.claim(container_id)
         await self.spawner.reuse_api_token(container_id)
 
@@ -127,7 +127,7 @@ class ContainerRuntime(Runtime):
     def boot_slot(self):
         return self.spawner.boot_slot()
 
-    async def run(self, settings, container_id):  # pylint: disable=arguments-renamed
+    async def run(self, settings, container_id):
         spawner = self.spawner
         spawner.emit(60, "Starting the container")
         await spawner.docker.call("start", container_id)
@@ -137,17 +137,17 @@ class ContainerRuntime(Runtime):
         spawner.view.note(ContainerState(container_id, settings.name, "running", labels=thaw(settings.labels)))
         return info
 
-    async def address(self, settings, info):  # pylint: disable=arguments-renamed
+    async def address(self, settings, info):
         return await self.spawner.connection_info(info)
 
-    async def check_alive(self, container_id):  # pylint: disable=arguments-renamed
+    async def check_alive(self, container_id):
         state = await self.spawner.view.get(container_id)
         if state is None:
             raise SpawnError("The container %s vanished while starting." % self.spawner.container_name)
         if not state.running:
             raise await self.spawner.exited_error(container_id, state.exit_code)
 
-    async def after_start(self, settings, container_id):  # pylint: disable=arguments-renamed
+    async def after_start(self, settings, container_id):
         await self.spawner.run_post_start_cmd()
 
 

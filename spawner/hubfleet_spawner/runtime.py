@@ -23,7 +23,8 @@ import contextlib
 
 class Runtime:
     """The steps one kind of Docker object takes through a spawn (override them all
-    but ``announce``, ``reuse``, ``boot_slot`` and ``after_start``)."""
+    but ``announce``, ``reuse``, ``boot_slot`` and ``after_start``). The spawn passes
+    arguments by position, so an override names them as suits its object."""
 
     #: What the spawn page calls the object, and the progress when it is created.
     noun = "object"
@@ -40,7 +41,7 @@ class Runtime:
         the id of one to start again ("" when a new one is to be created)."""
         raise NotImplementedError
 
-    async def reuse(self, object_id):
+    async def reuse(self, object_id, /):
         """Prepare a kept object (from ``replace_stale``) to be started again."""
 
     async def create(self, settings):
@@ -51,17 +52,17 @@ class Runtime:
         """An async context held from the start until the server answers."""
         return contextlib.AsyncExitStack()
 
-    async def run(self, settings, object_id):
+    async def run(self, settings, object_id, /):
         """Start the object and return once it runs, with what ``address`` needs."""
         raise NotImplementedError
 
-    async def address(self, settings, running):
+    async def address(self, settings, running, /):
         """(ip, port) where the hub reaches the server."""
         raise NotImplementedError
 
-    async def check_alive(self, object_id):
+    async def check_alive(self, object_id, /):
         """Raise SpawnError (with the reason) if the object no longer runs."""
         raise NotImplementedError
 
-    async def after_start(self, settings, object_id):
+    async def after_start(self, settings, object_id, /):
         """Run once the server answers (post_start_cmd)."""

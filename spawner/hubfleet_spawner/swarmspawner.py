@@ -143,14 +143,14 @@ class ServiceRuntime(Runtime):
         self.spawner.service_id = created["ID"]
         return created["ID"]
 
-    async def run(self, settings, service_id):  # pylint: disable=arguments-renamed
+    async def run(self, settings, service_id):
         try:
             return await self.spawner.wait_for_task()
         except SpawnError:
             await self.spawner.remove_service(service_id)
             raise
 
-    async def address(self, settings, task):  # pylint: disable=arguments-renamed
+    async def address(self, settings, task):
         if self.spawner.use_internal_hostname:
             return settings.name, settings.port
         ip = self.spawner.task_address(task)
@@ -158,7 +158,7 @@ class ServiceRuntime(Runtime):
             raise SpawnError("The server's task has no address on network %r." % settings.network)
         return ip, settings.port
 
-    async def check_alive(self, service_id):  # pylint: disable=arguments-renamed
+    async def check_alive(self, service_id):
         task = self.spawner.newest(await self.spawner.tasks())
         status = (task or {}).get("Status", {})
         if status.get("State") != "running":
