@@ -479,6 +479,7 @@ c.JupyterHub.hub_port = 8081
 c.JupyterHub.hub_connect_ip = {hub_connect_ip!r}
 c.JupyterHub.db_url = "sqlite:///{data}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{data}/cookie_secret"
+c.ConfigurableHTTPProxy.pid_file = "/dev/shm/jupyterhub-proxy.pid"  # fresh tmpfs at every start, as the role sets it
 c.DockerSpawner.network_name = {overlay!r}
 c.DockerSpawner.use_internal_ip = True
 c.SwarmSpawner.network_name = {overlay!r}
