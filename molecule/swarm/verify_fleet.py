@@ -278,8 +278,9 @@ def run_filter(fleet, args):
               % result["allowed"])
         check(fleet.docker("node", "ls", "--format", "{{.ID}} {{.Availability}}") == availability,
               "no node changed")
-        check(sorted(fleet.docker("service", "ls", "--quiet", "--filter", "name=%s-probe-" % fleet.hub).split())
-              == sorted(made.values()), "the refused removals removed nothing")
+        # By name: `service ls` prints ids cut to 12 characters, `service create` the whole id.
+        check(sorted(fleet.docker("service", "ls", "--format", "{{.Name}}", "--filter", "name=%s-probe-" % fleet.hub).split())
+              == sorted("%s-probe-%s" % (fleet.hub, role) for role in made), "the refused removals removed nothing")
     finally:
         for ident in made.values():
             fleet.docker("service", "rm", ident, check_rc=False)
