@@ -1,0 +1,132 @@
+# Copyright: Hubfleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""firewall: the rules of one hub network, the allowlist, the iptables variant."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.firewall import (
+    AllowlistError,
+    chain_body,
+    chain_names,
+    delete_command,
+    detect_backend,
+    forward_rules,
+    input_rules,
+    insert_command,
+    jump_rule,
+    jumps_to,
+    parse_allowlist,
+)
+
+REJECT = "-j REJECT --reject-with icmp-port-unreachable"
+
+
+def test_chain_names_are_stable_short_and_per_network():
+    forward, incoming = chain_names("jupyterhub")
+    assert (forward, incoming) == chain_names("jupyterhub")
+    assert forward.startswith("HUBFLEET-") and forward.endswith("-F") and incoming.endswith("-I")
+    assert len(chain_names("a" * 200)[0]) <= 28
+    assert chain_names("other")[0] != forward
+
+
+@pytest.mark.parametrize(
+    "entries, parsed",
+    [
+        ([], []),
+        (["10.1.2.3"], [("10.1.2.3/32", None)]),
+        (["10.1.2.3/32:27000"], [("10.1.2.3/32", 27000)]),
+        (["192.168.50.0/24", " 172.16.0.0/12:2049 "], [("192.168.50.0/24", None), ("172.16.0.0/12", 2049)]),
+    ],
+)
+def test_allowlist_entries_are_normalised(entries, parsed):
+    assert parse_allowlist(entries) == parsed
+
+
+@pytest.mark.parametrize(
+    "entry, says",
+    [
+        ("10.0.0.5/24", "host bits"),
+        ("10.0.0.0/33", "not a valid"),
+        ("300.1.1.1", "not a valid"),
+        ("10.0.0.0/8:0", "outside 1-65535"),
+        ("10.0.0.0/8:70000", "outside 1-65535"),
+        ("fd00::/8", "IPv6"),
+        ("licence-server:27000", "not an IPv4 CIDR"),
+        ("", "not an IPv4 CIDR"),
+    ],
+)
+def test_bad_allowlist_entries_are_refused_naming_the_entry(entry, says):
+    with pytest.raises(AllowlistError) as caught:
+        parse_allowlist(["10.0.0.0/8", entry])
+    assert says in str(caught.value) and repr(entry) in str(caught.value)
+
+
+def test_forward_rules_whole_chain():
+    rules = forward_rules("F", "br-abc", hub_addresses=["172.30.0.2"], hub_api_port=8081,
+                          allowlist=[("10.9.0.0/16", None), ("10.1.2.3/32", 27000)])
+    assert rules == [
+        "-A F -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        "-A F -s 172.30.0.2/32 -j RETURN",
+        "-A F -d 172.30.0.2/32 -p tcp -m tcp --dport 8081 -j RETURN",
+        "-A F -p udp -m udp --dport 53 -j RETURN",
+        "-A F -p tcp -m tcp --dport 53 -j RETURN",
+        "-A F -d 10.9.0.0/16 -j RETURN",
+        "-A F -d 10.1.2.3/32 -p tcp -m tcp --dport 27000 -j RETURN",
+        "-A F -d 10.1.2.3/32 -p udp -m udp --dport 27000 -j RETURN",
+        "-A F -o br-abc " + REJECT,
+        "-A F -d 10.0.0.0/8 " + REJECT,
+        "-A F -d 172.16.0.0/12 " + REJECT,
+        "-A F -d 192.168.0.0/16 " + REJECT,
+        "-A F -d 100.64.0.0/10 " + REJECT,
+        "-A F -d 169.254.0.0/16 " + REJECT,
+        "-A F -j RETURN",
+    ]
+
+
+def test_forward_rules_without_hub_or_allowlist_still_reject_the_metadata_range():
+    rules = forward_rules("F", "br-abc")
+    assert "-A F -d 169.254.0.0/16 " + REJECT in rules
+    assert not [rule for rule in rules if " -s " in rule or "8081" in rule]
+    assert rules[-1] == "-A F -j RETURN"
+
+
+def test_allowlist_comes_before_every_reject():
+    rules = forward_rules("F", "br-abc", allowlist=[("10.1.0.0/16", None)])
+    allow = rules.index("-A F -d 10.1.0.0/16 -j RETURN")
+    assert all(allow < index for index, rule in enumerate(rules) if "REJECT" in rule)
+
+
+def test_input_rules_whole_chain():
+    assert input_rules("I", host_ports=[8081]) == [
+        "-A I -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        "-A I -p udp -m udp --dport 53 -j RETURN",
+        "-A I -p tcp -m tcp --dport 53 -j RETURN",
+        "-A I -p tcp -m tcp --dport 8081 -j RETURN",
+        "-A I " + REJECT,
+    ]
+
+
+def test_jumps_are_found_inserted_and_deleted():
+    parent = chain_body("-N DOCKER-USER\n-A DOCKER-USER -i br-old -j F\n-A DOCKER-USER -i br-x -j OTHER-F\n-A DOCKER-USER -j RETURN\n")
+    assert jumps_to(parent, "F") == ["-A DOCKER-USER -i br-old -j F"]
+    rule = jump_rule("DOCKER-USER", "br-new", "F")
+    assert rule == "-A DOCKER-USER -i br-new -j F"
+    assert insert_command(rule) == ["-I", "DOCKER-USER", "1", "-i", "br-new", "-j", "F"]
+    assert delete_command(rule) == ["-D", "DOCKER-USER", "-i", "br-new", "-j", "F"]
+
+
+@pytest.mark.parametrize(
+    "output, backend",
+    [
+        ("iptables v1.8.9 (nf_tables)\n", "nf_tables"),
+        ("iptables v1.8.7 (legacy)\n", "legacy"),
+        ("iptables v1.6.1\n", "legacy"),
+        ("something else", None),
+    ],
+)
+def test_backend_is_read_from_the_version(output, backend):
+    assert detect_backend(output) == backend
