@@ -24,8 +24,7 @@ description:
   - Works with iptables-nft and iptables-legacy as long as C(iptables) on the host is the variant dockerd
     uses (the one that holds its C(DOCKER-USER) chain); otherwise the module refuses and says which.
   - IPv4 only. A network with IPv6 enabled and swarm overlay networks are refused.
-  - The rules live in the kernel: a dockerd restart keeps them but a host reboot loses them
-    until the next run.
+  - The rules live in the kernel, so a host reboot loses them until the next run.
 author:
   - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
