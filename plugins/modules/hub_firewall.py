@@ -24,6 +24,8 @@ description:
   - Works with iptables-nft and iptables-legacy as long as C(iptables) on the host is the variant dockerd
     uses (the one that holds its C(DOCKER-USER) chain); otherwise the module refuses and says which.
   - IPv4 only. A network with IPv6 enabled and swarm overlay networks are refused.
+  - Refuses to apply rules when C(net.bridge.bridge-nf-call-iptables) is not 1, because then traffic
+    between two containers on the same bridge never passes iptables.
   - The rules live in the kernel, so a host reboot loses them until the next run.
 author:
   - Hubfleet contributors (@hubfleet)
@@ -189,6 +191,18 @@ class Iptables:
         return chain_body(out) if rc == 0 else None
 
 
+BRIDGE_NF_CALL_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+
+def bridged_traffic_is_filtered():
+    """Whether packets between two containers on one bridge pass iptables (br_netfilter on)."""
+    try:
+        with open(BRIDGE_NF_CALL_IPTABLES) as setting:
+            return setting.read().strip() == "1"
+    except (IOError, OSError):
+        return False
+
+
 class HubFirewall:
     """Compare the wanted chains and jumps with the host's, then apply or remove them."""
 
@@ -282,6 +296,11 @@ class HubFirewall:
                 self.module.warn("network %s does not exist yet; no rules can be computed" % self.params["network"])
                 return before, True
             raise FirewallError("network %s (network) does not exist" % self.params["network"])
+        if not bridged_traffic_is_filtered():
+            raise FirewallError(
+                "%s is not 1 (br_netfilter not loaded?): user servers on the same bridge would reach each other "
+                "past these rules; run `modprobe br_netfilter && sysctl -w net.bridge.bridge-nf-call-iptables=1` "
+                "(dockerd normally does) and run again" % BRIDGE_NF_CALL_IPTABLES)
         self.interface = interface
         after = self.wanted(interface)
         # Chains first (filled before anything jumps to them), then the jumps.
