@@ -19,8 +19,10 @@ import ipaddress
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
@@ -45,6 +47,28 @@ PROBE = (
     "except OSError as e:\n"
     "    print('blocked', e)\n"
 )
+
+# The "LAN" host's server. Not ``python3 -m http.server``: its HTTPServer calls
+# socket.getfqdn() between bind() and listen(), a reverse DNS query that, once the LAN's
+# default route exists, goes to the host's resolver and blocks listen() for its timeouts
+# (seen here: the first probe refused, python3 waiting on 10.255.255.53:53).
+LAN_SERVER = (
+    "import http.server,socketserver,sys\n"
+    "socketserver.TCPServer(('', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()\n"
+)
+
+
+def wait_listening(address, port, timeout=30):
+    """Until a TCP connect from the host to ``address:port`` succeeds (no rules exist yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def lock_held_by_caller():
@@ -125,7 +149,7 @@ def setup(tmp_path_factory):
         # The "LAN": a container with no Docker network, wired to the host by a veth pair.
         subnet = free_subnet()
         host_side, lan_side = [str(address) for address in subnet.hosts()]
-        lan = client.containers.run(image, ["python3", "-m", "http.server", str(LAN_PORT)], detach=True,
+        lan = client.containers.run(image, ["python3", "-c", LAN_SERVER, str(LAN_PORT)], detach=True,
                                     network_mode="none", user="1000", labels=label, name="hfsec-%s-lan" % token)
         lan.reload()
         pid = str(lan.attrs["State"]["Pid"])
@@ -143,6 +167,7 @@ def setup(tmp_path_factory):
         in_lan("addr", "add", "%s/30" % lan_side, "dev", veth + "p")
         in_lan("link", "set", veth + "p", "up")
         in_lan("route", "add", "default", "via", host_side)
+        wait_listening(lan_side, LAN_PORT)
         # Something else listening on the host's address on the user bridge.
         listener = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", gateway],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
