@@ -7,12 +7,12 @@ role on this engine). The requests are made with the Docker SDK inside the hub c
 DOCKER_HOST the hub itself uses. Everything is removed by label at the end.
 """
 
-import fcntl
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -20,7 +20,9 @@ import docker
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HOST_LOCK = "/tmp/hubfleet-host.lock"
+sys.path.insert(0, str(ROOT))
+
+from testbed.host_lock import host_lock as hold_host_lock  # noqa: E402
 
 # Run inside the hub container: each forbidden request, and what the engine (through the
 # filter) answered. Arguments: JSON {image, network, other_container, unlabelled_container,
@@ -120,13 +122,10 @@ def remove_by_label(client, label):
 
 @pytest.fixture(scope="module")
 def host_lock():
-    """Hold the machine's host lock (other suites that run site.yml here take it too)."""
-    with open(HOST_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """Hold the machine's host lock (other suites that run site.yml here take it too), unless
+    the caller (``flock FILE pytest``) holds it already."""
+    with hold_host_lock():
+        yield
 
 
 @pytest.fixture(scope="module")
