@@ -14,7 +14,6 @@ a "blocked" result can only come from the rules. The test holds /tmp/hubfleet-ho
 (itself, unless it runs under ``flock`` of that file already) while host chains are touched, and removes its rules, containers and networks at the end.
 """
 
-import fcntl
 import ipaddress
 import json
 import os
@@ -33,10 +32,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
 
 from firewall import chain_names  # noqa: E402
+from testbed.host_lock import host_lock  # noqa: E402
 from testbed.hub import Hub  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
 
-HOST_LOCK = "/tmp/hubfleet-host.lock"
 SERVER_PORT = 8888
 LAN_PORT = 8080
 PROBE = (
@@ -69,19 +68,6 @@ def wait_listening(address, port, timeout=30):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def lock_held_by_caller():
-    """Whether this process inherited an open descriptor of the host lock: ``flock FILE cmd``
-    (how CI and the working rules run host suites) keeps it open in its children, and a
-    second lock on a new descriptor would wait for ourselves forever."""
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink("/proc/self/fd/" + fd) == HOST_LOCK:
-                return True
-        except OSError:
-            pass
-    return False
 
 
 def iptables_rules():
@@ -136,73 +122,68 @@ def setup(tmp_path_factory):
     token = secrets.token_hex(3)
     label = {"hubfleet.test": "netiso-%s" % token}
     image = singleuser_image()
-    lock = None if lock_held_by_caller() else open(HOST_LOCK, "a")
-    if lock is not None:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-    network = client.networks.create("hfsec-%s-users" % token, driver="bridge", labels=label)
-    collection = Collection(tmp_path_factory.mktemp("collection"))
-    veth = "hfl%s" % token
-    lan = listener = None
-    try:
-        network.reload()
-        gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
-        # The "LAN": a container with no Docker network, wired to the host by a veth pair.
-        subnet = free_subnet()
-        host_side, lan_side = [str(address) for address in subnet.hosts()]
-        lan = client.containers.run(image, ["python3", "-c", LAN_SERVER, str(LAN_PORT)], detach=True,
-                                    network_mode="none", user="1000", labels=label, name="hfsec-%s-lan" % token)
-        lan.reload()
-        pid = str(lan.attrs["State"]["Pid"])
-
-        def ip(*args):
-            subprocess.run(["ip"] + list(args), check=True)
-
-        def in_lan(*args):
-            subprocess.run(["nsenter", "-t", pid, "-n", "ip"] + list(args), check=True)
-
-        ip("link", "add", veth, "type", "veth", "peer", "name", veth + "p")
-        ip("link", "set", veth + "p", "netns", pid)
-        ip("addr", "add", "%s/30" % host_side, "dev", veth)
-        ip("link", "set", veth, "up")
-        in_lan("addr", "add", "%s/30" % lan_side, "dev", veth + "p")
-        in_lan("link", "set", veth + "p", "up")
-        in_lan("route", "add", "default", "via", host_side)
-        wait_listening(lan_side, LAN_PORT)
-        # Something else listening on the host's address on the user bridge.
-        listener = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", gateway],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        listener_port = int(listener.stdout.readline().split(" port ")[1].split()[0])
-        config = (
-            "c.JupyterHub.ip = '0.0.0.0'\n"  # the proxy's public port on every host address, as a deployment publishes it
-            "c.JupyterHub.hub_ip = %r\n"
-            "c.DockerSpawner.network_name = %r\n"
-            "c.DockerSpawner.use_internal_ip = True\n" % (gateway, network.name)
-        )
-        with Hub(tmp_path_factory.mktemp("netiso-hub"), image=image, extra_config=config,
-                 filter_policy={"networks": [network.name]}) as hub:
-            for user in ("alice", "bob"):
-                assert hub.spawn(user).status_code in (201, 202)
-            for user in ("alice", "bob"):
-                hub.wait_ready(user)
-            servers = {user: hub.containers(**{"hubfleet.user": user})[0] for user in ("alice", "bob")}
-            for container in servers.values():
-                container.reload()
-            yield dict(hub=hub, network=network, gateway=gateway, servers=servers, lan_address=lan_side,
-                       listener_port=listener_port, collection=collection)
-    finally:
+    with host_lock():
+        network = client.networks.create("hfsec-%s-users" % token, driver="bridge", labels=label)
+        collection = Collection(tmp_path_factory.mktemp("collection"))
+        veth = "hfl%s" % token
+        lan = listener = None
         try:
-            collection.firewall(network=network.name, state="absent")
+            network.reload()
+            gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+            # The "LAN": a container with no Docker network, wired to the host by a veth pair.
+            subnet = free_subnet()
+            host_side, lan_side = [str(address) for address in subnet.hosts()]
+            lan = client.containers.run(image, ["python3", "-c", LAN_SERVER, str(LAN_PORT)], detach=True,
+                                        network_mode="none", user="1000", labels=label, name="hfsec-%s-lan" % token)
+            lan.reload()
+            pid = str(lan.attrs["State"]["Pid"])
+
+            def ip(*args):
+                subprocess.run(["ip"] + list(args), check=True)
+
+            def in_lan(*args):
+                subprocess.run(["nsenter", "-t", pid, "-n", "ip"] + list(args), check=True)
+
+            ip("link", "add", veth, "type", "veth", "peer", "name", veth + "p")
+            ip("link", "set", veth + "p", "netns", pid)
+            ip("addr", "add", "%s/30" % host_side, "dev", veth)
+            ip("link", "set", veth, "up")
+            in_lan("addr", "add", "%s/30" % lan_side, "dev", veth + "p")
+            in_lan("link", "set", veth + "p", "up")
+            in_lan("route", "add", "default", "via", host_side)
+            wait_listening(lan_side, LAN_PORT)
+            # Something else listening on the host's address on the user bridge.
+            listener = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", gateway],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            listener_port = int(listener.stdout.readline().split(" port ")[1].split()[0])
+            config = (
+                "c.JupyterHub.ip = '0.0.0.0'\n"  # the proxy's public port on every host address, as a deployment publishes it
+                "c.JupyterHub.hub_ip = %r\n"
+                "c.DockerSpawner.network_name = %r\n"
+                "c.DockerSpawner.use_internal_ip = True\n" % (gateway, network.name)
+            )
+            with Hub(tmp_path_factory.mktemp("netiso-hub"), image=image, extra_config=config,
+                     filter_policy={"networks": [network.name]}) as hub:
+                for user in ("alice", "bob"):
+                    assert hub.spawn(user).status_code in (201, 202)
+                for user in ("alice", "bob"):
+                    hub.wait_ready(user)
+                servers = {user: hub.containers(**{"hubfleet.user": user})[0] for user in ("alice", "bob")}
+                for container in servers.values():
+                    container.reload()
+                yield dict(hub=hub, network=network, gateway=gateway, servers=servers, lan_address=lan_side,
+                           listener_port=listener_port, collection=collection)
         finally:
-            if listener is not None:
-                listener.terminate()
-                listener.wait(10)
-            subprocess.run(["ip", "link", "del", veth], capture_output=True, check=False)
-            if lan is not None:
-                lan.remove(force=True)
-            network.remove()
-            if lock is not None:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-                lock.close()
+            try:
+                collection.firewall(network=network.name, state="absent")
+            finally:
+                if listener is not None:
+                    listener.terminate()
+                    listener.wait(10)
+                subprocess.run(["ip", "link", "del", veth], capture_output=True, check=False)
+                if lan is not None:
+                    lan.remove(force=True)
+                network.remove()
 
 
 def probe(container, address, port):
