@@ -6,7 +6,8 @@
 #   3. ansible-test units --venv;
 #   4. ansible-test integration --local on the real Docker engine (every target);
 #   5. ansible-galaxy collection build + install --offline into a fresh path, check the
-#      symlinked module_utils survived, ansible-doc every module, run one from the install.
+#      symlinked module_utils survived, ansible-doc every module (with the shared attributes),
+#      run one from the install.
 #
 # Runs inside the virtualenv scripts/run-tests.sh activates (requirements.txt installed).
 # Environment: HUBFLEET_COLLECTION_STAGES (default "sanity units integration build"),
@@ -142,6 +143,16 @@ if has_stage build; then
     head -n 1 "$tmp/doc-$name.txt"
     grep -q 'EXAMPLES' "$tmp/doc-$name.txt" && grep -q 'RETURN VALUES' "$tmp/doc-$name.txt" \
       || { echo "ansible-doc output of $name lacks EXAMPLES or RETURN VALUES" >&2; exit 1; }
+    # The shared attributes fragment (plugins/doc_fragments/attributes.py) reaches every module.
+    ansible-doc --json "hubfleet.jupyterhub.$name" | python -c '
+import json, sys
+name, doc = sys.argv[1], json.load(sys.stdin)[sys.argv[1]]["doc"]
+attributes = doc.get("attributes", {})
+for key in ("check_mode", "diff_mode", "idempotent"):
+    if not attributes.get(key, {}).get("description") or not attributes[key].get("support"):
+        sys.exit("ansible-doc of %s: attribute %s lacks a description or support: %r" % (name, key, attributes.get(key)))
+print("attributes: " + ", ".join("%s=%s" % (key, attributes[key]["support"]) for key in sorted(attributes)))
+' "hubfleet.jupyterhub.$name"
   done
   step "run a module from the installed collection (imports the symlinked module_utils)"
   run ansible localhost -c local -e "ansible_python_interpreter=$(command -v python)" \

@@ -31,13 +31,10 @@ author:
   - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
+  - hubfleet.jupyterhub.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports the rules that would change, changes nothing.
   diff_mode:
-    support: full
-    description: Shows the chains' rules before and after.
+    details: Shows the chains' rules before and after.
 requirements:
   - iptables (nf_tables or legacy variant) on the Docker host, run as root
 options:

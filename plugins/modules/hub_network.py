@@ -21,13 +21,10 @@ author:
   - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
+  - hubfleet.jupyterhub.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would change, changes nothing.
   diff_mode:
-    support: full
-    description: Shows the network's options before and after.
+    details: Shows the network's options before and after.
 options:
   name:
     description: Name of the network.

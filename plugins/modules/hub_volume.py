@@ -25,13 +25,10 @@ author:
   - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
+  - hubfleet.jupyterhub.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would change, changes nothing.
   diff_mode:
-    support: full
-    description: Shows the volume before and after.
+    details: Shows the volume before and after.
 options:
   name:
     description: Name of the volume.

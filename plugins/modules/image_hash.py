@@ -19,13 +19,14 @@ description:
   - Reads files only; it never changes anything, in check mode or not.
 author:
   - Hubfleet contributors (@hubfleet)
+extends_documentation_fragment:
+  - hubfleet.jupyterhub.attributes
 attributes:
   check_mode:
-    support: full
-    description: Computes the hash as in a normal run.
+    details: Computes the hash as in a normal run.
   diff_mode:
-    support: none
-    description: Nothing is changed, so there is no difference to show.
+    support: N/A
+    details: Nothing is changed, so there is no difference to show.
 options:
   path:
     description: The build context directory on the host running the module.

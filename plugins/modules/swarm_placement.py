@@ -20,15 +20,12 @@ author:
   - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
+  - hubfleet.jupyterhub.attributes
 requirements:
   - docker (Python SDK) >= 5.0
 attributes:
-  check_mode:
-    support: full
-    description: Computes every change, reports it, and changes nothing.
   diff_mode:
-    support: full
-    description: Shows the node's role, availability and labels before and after.
+    details: Shows the node's role, availability and labels before and after.
 options:
   state:
     description:

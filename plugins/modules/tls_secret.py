@@ -25,16 +25,13 @@ author:
   - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
+  - hubfleet.jupyterhub.attributes
 requirements:
   - cryptography >= 3.1
   - docker (Python SDK) >= 5.0, when O(swarm_secrets=true)
 attributes:
-  check_mode:
-    support: full
-    description: Computes every change, reports it, and changes nothing.
   diff_mode:
-    support: full
-    description: Shows certificate facts, file and secret names before and after; never key material.
+    details: Shows certificate facts, file and secret names before and after; never key material.
 options:
   name:
     description:

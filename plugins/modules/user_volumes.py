@@ -22,13 +22,10 @@ author:
   - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
   - hubfleet.jupyterhub.docker
+  - hubfleet.jupyterhub.attributes
 attributes:
-  check_mode:
-    support: full
-    description: Reports what would change, changes nothing.
   diff_mode:
-    support: full
-    description: Shows the list of user volumes before and after.
+    details: Shows the list of user volumes before and after.
 options:
   state:
     description:
