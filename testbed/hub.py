@@ -346,8 +346,19 @@ class Hub(HubAPI):
     # --- Docker objects ---------------------------------------------------------------
 
     def containers(self, **label_values):
+        """This hub's containers with these label values, fully inspected.
+
+        A container removed between the listing and its inspection (the hub replacing a
+        stale one, a spawn failing) is left out instead of raising NotFound.
+        """
         filters = ["hubfleet.hub=%s" % self.hub_label] + ["%s=%s" % kv for kv in label_values.items()]
-        return self.docker.containers.list(all=True, filters={"label": filters})
+        found = []
+        for listed in self.docker.containers.list(all=True, sparse=True, filters={"label": filters}):
+            try:
+                found.append(self.docker.containers.get(listed.id))
+            except docker.errors.NotFound:
+                continue
+        return found
 
     def cleanup(self):
         """Remove every container and volume labelled for this hub."""
