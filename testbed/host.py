@@ -100,25 +100,36 @@ class EngineHost(Swarm):
         on); returns its duration in seconds."""
         self.role_vars.update(role_vars)
         began = time.monotonic()
+        self.role_output = self.run_playbook(PLAYBOOK, self.role_vars, timeout)
+        return time.monotonic() - began
+
+    def run_playbook(self, playbook, host_vars=None, timeout=180):
+        """ansible-playbook of ``playbook`` (YAML text, ``hosts: all``) on the host with this
+        checkout's roles and collection; returns its output, RuntimeError when it fails."""
         with tempfile.TemporaryDirectory() as workdir:
+            collection = Path(workdir) / "ansible_collections" / "hubfleet" / "jupyterhub"
+            collection.parent.mkdir(parents=True)
+            collection.symlink_to(ROOT)
             inventory = Path(workdir) / "hosts.yml"
             host_vars = dict(
-                self.role_vars,
+                host_vars or {},
                 ansible_connection="community.docker.docker",
                 ansible_python_interpreter="/usr/bin/python3",
             )
             inventory.write_text(json.dumps({"all": {"hosts": {self.node: host_vars}}}))
-            playbook = Path(workdir) / "docker-engine.yml"
-            playbook.write_text(PLAYBOOK)
+            playbook_file = Path(workdir) / "playbook.yml"
+            playbook_file.write_text(playbook)
             env = dict(
                 os.environ,
                 ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                 ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+                ANSIBLE_COLLECTIONS_PATH=workdir,
                 ANSIBLE_NOCOLOR="1",
                 PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
             )
             result = subprocess.run(
-                [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory), str(playbook)],
+                [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory),
+                 str(playbook_file)],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -127,9 +138,8 @@ class EngineHost(Swarm):
                 timeout=timeout,
             )
         if result.returncode != 0:
-            raise RuntimeError("the docker_engine role failed on %s:\n%s" % (self.node, result.stdout[-4000:]))
-        self.role_output = result.stdout
-        return time.monotonic() - began
+            raise RuntimeError("ansible-playbook failed on %s:\n%s" % (self.node, result.stdout[-4000:]))
+        return result.stdout
 
     def daemon_config(self):
         """The host's /etc/docker/daemon.json as the role wrote it."""

@@ -9,6 +9,12 @@
 * ``forward_rules(...)`` / ``input_rules(...)`` / ``jump_rule(...)`` - the rules, written
   exactly as ``iptables -S`` prints them, so the rules read back compare equal.
 * ``detect_backend(version_output)`` - ``nf_tables`` or ``legacy`` from ``iptables --version``.
+* ``bridge_interface(network)`` / ``container_address(container, network)`` - what the rules
+  need from ``docker network inspect`` and ``docker container inspect``.
+* ``wanted_state(...)`` / ``existing_state(listing, ...)`` / ``apply_commands(before, after, ...)``
+  / ``remove_commands(before, ...)`` - the whole state of one hub's chains and the iptables
+  commands that reconcile it, shared by the module and by the program that re-applies the
+  rules whenever the engine starts (roles/jupyterhub/files/hubfleet-firewall.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -158,3 +164,83 @@ def detect_backend(version_output):
     if match:
         return "legacy"
     return None
+
+
+def bridge_interface(network):
+    """The bridge interface of a network, from its ``docker network inspect`` dict."""
+    options = network.get("Options") or {}
+    if options.get("com.docker.network.bridge.name"):
+        return options["com.docker.network.bridge.name"]
+    return "docker0" if network.get("Name") == "bridge" else "br-" + network["Id"][:12]
+
+
+def container_address(container, network):
+    """The IPv4 address of a container (``docker container inspect`` dict) on ``network``, or None."""
+    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
+    return (networks.get(network) or {}).get("IPAddress") or None
+
+
+def wanted_state(network, interface, hub_addresses=(), hub_api_port=8081, host_ports=(), allowlist=()):
+    """``{chain: rules}`` of one hub network: both chains and the jumps to them.
+
+    ``allowlist`` is what ``parse_allowlist`` returns.
+    """
+    forward_chain, input_chain = chain_names(network)
+    return {
+        forward_chain: forward_rules(forward_chain, interface, hub_addresses, hub_api_port, allowlist),
+        input_chain: input_rules(input_chain, host_ports),
+        FORWARD_PARENT: [jump_rule(FORWARD_PARENT, interface, forward_chain)],
+        INPUT_PARENT: [jump_rule(INPUT_PARENT, interface, input_chain)],
+    }
+
+
+def existing_state(listing, network):
+    """``{chain: rules}`` as the host has them: our chains that exist, the jumps to them.
+
+    ``listing(chain)`` returns the ``-A`` lines of a chain, or None when it does not exist.
+    """
+    forward_chain, input_chain = chain_names(network)
+    state = {}
+    for chain in (forward_chain, input_chain):
+        rules = listing(chain)
+        if rules is not None:
+            state[chain] = rules
+    for parent, chain in ((FORWARD_PARENT, forward_chain), (INPUT_PARENT, input_chain)):
+        jumps = jumps_to(listing(parent) or [], chain)
+        if jumps:
+            state.setdefault(parent, []).extend(jumps)
+    return state
+
+
+def apply_commands(before, after, network):
+    """The iptables argument lists that turn ``before`` into ``after`` (both ``{chain: rules}``).
+
+    Chains first, each filled before anything jumps to it (a chain that differs is flushed
+    and filled again), then the jumps. Empty when nothing differs.
+    """
+    commands = []
+    for chain in chain_names(network):
+        if chain not in before:
+            commands.append(["-N", chain])
+        if before.get(chain) != after[chain]:
+            if before.get(chain):
+                commands.append(["-F", chain])
+            commands.extend(rule.split() for rule in after[chain])
+    for parent in (FORWARD_PARENT, INPUT_PARENT):
+        commands.extend(delete_command(rule) for rule in before.get(parent, []) if rule not in after[parent])
+        commands.extend(insert_command(rule) for rule in after[parent] if rule not in before.get(parent, []))
+    return commands
+
+
+def remove_commands(before, network):
+    """The iptables argument lists that remove one hub network's chains and jumps.
+
+    Jumps first: a chain that is still referenced cannot be deleted.
+    """
+    commands = []
+    for parent in (FORWARD_PARENT, INPUT_PARENT):
+        commands.extend(delete_command(rule) for rule in before.get(parent, []))
+    for chain in chain_names(network):
+        if chain in before:
+            commands.extend([["-F", chain], ["-X", chain]])
+    return commands

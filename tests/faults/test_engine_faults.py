@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from testbed.host import EngineHost  # noqa: E402
+from testbed.hub import bridge_gateway  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
 from testbed.swarm import SwarmHub  # noqa: E402
 
@@ -186,3 +187,130 @@ def test_after_a_host_reboot_the_hub_starts_by_itself_and_reports_every_server_s
         assert read_file(spawn_ready(hub, user), "before-reboot.txt") == user
         hub.stop_server(user)
     print("users started again %.1f s after the hub started, files intact" % (time.time() - hub_started))
+
+
+# --- Network isolation across engine starts (issue 13) -----------------------------------
+
+FIREWALL_PLAYBOOK = """\
+- name: What the jupyterhub role installs to re-apply the network isolation at engine starts
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Install hubfleet-firewall, the supervisor's hook and this hub's settings
+      ansible.builtin.include_role:
+        name: jupyterhub
+        tasks_from: firewall_boot
+"""
+SERVER_PORT = 8888
+LAN_PORT = 8080
+PROBE = (
+    "import socket,sys\n"
+    "s=socket.socket(); s.settimeout(3)\n"
+    "try:\n"
+    "    s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
+    "except OSError as e:\n"
+    "    print('blocked', e)\n"
+)
+# No reverse DNS lookup before listen() (python -m http.server does one).
+LAN_SERVER = (
+    "import http.server,socketserver,sys\n"
+    "socketserver.TCPServer(('', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()\n"
+)
+ISOLATED = {
+    "another user's server": "blocked",
+    "hub API": "open",
+    "host, hub's public port": "blocked",
+    "LAN host": "blocked",
+}
+
+
+@pytest.fixture(scope="module")
+def lan(host):
+    """A "LAN" host: a container on this machine beside the Docker host, on the test's own
+    network (a private range), reached from the user servers through the host's uplink."""
+    lan = host.host.containers.run(singleuser_image(), ["python3", "-c", LAN_SERVER, str(LAN_PORT)], detach=True,
+                                   network=host.network_name, user="1000", labels=host.labels,
+                                   name="hft-%s-lan" % host.label_value)
+    try:
+        lan.reload()
+        yield lan.attrs["NetworkSettings"]["Networks"][host.network_name]["IPAddress"]
+    finally:
+        lan.remove(force=True)
+
+
+def probe(container, address, port):
+    output = container.exec_run(["python3", "-c", PROBE, address, str(port)]).output.decode()
+    return output.split()[0] if output else output
+
+
+def isolation_probes(host, hub, lan, alice, bob):
+    """What alice's server reaches: bob's server, the hub's API, the host, the LAN."""
+    gateway = bridge_gateway(host.docker_client(host.node), host.overlay)
+    bob.reload()
+    return {
+        "another user's server": probe(alice, bob.attrs["NetworkSettings"]["Networks"][host.overlay]["IPAddress"],
+                                       SERVER_PORT),
+        "hub API": probe(alice, hub.overlay_ip, 8081),
+        "host, hub's public port": probe(alice, gateway, 8000),
+        "LAN host": probe(alice, lan, LAN_PORT),
+    }
+
+
+def hook_reports(host):
+    """hubfleet-firewall's reports on the hub network in the host's engine log, oldest first."""
+    log = host.exec(host.node, "cat", "/var/log/dockerd.log").stdout.decode()
+    return [line for line in log.splitlines() if "hubfleet-firewall: %s:" % host.overlay in line]
+
+
+def host_rules(host):
+    return host.exec(host.node, "iptables", "-w", "-S").stdout.decode()
+
+
+def test_network_isolation_is_in_place_again_after_a_dockerd_restart_and_a_reboot(host, hub, lan):
+    if not host.docker_client(host.node).info()["LiveRestoreEnabled"]:  # run alone: the first drill did not
+        host.apply_role(docker_engine_live_restore=True)
+    users = ("drill-fw-alice", "drill-fw-bob")
+    alice, bob = (spawn_ready(hub, user) for user in users)
+    assert isolation_probes(host, hub, lan, alice, bob) == {name: "open" for name in ISOLATED}, \
+        "without rules every probe must connect (else the drill proves nothing)"
+
+    host.run_playbook(FIREWALL_PLAYBOOK, {
+        "jupyterhub_network_name": host.overlay,
+        "jupyterhub_container_name": hub.container_name,
+        "jupyterhub_network_allowlist": [],
+        "jupyterhub_network_isolation": True,
+    })
+    # What the module does on a deployment; the same rule builder, through the installed program.
+    print(host.exec(host.node, "hubfleet-firewall", "apply").stdout.decode().strip())
+    assert isolation_probes(host, hub, lan, alice, bob) == ISOLATED
+    assert "-d 169.254.0.0/16 -j REJECT" in host_rules(host), "the metadata range is not rejected"
+    runs = len(hook_reports(host))
+
+    _exited, answering = host.restart_dockerd()
+    print("dockerd restart: new daemon answering %.1f s after the SIGTERM" % answering)
+    assert isolation_probes(host, hub, lan, alice, bob) == ISOLATED
+    took = seconds_until(lambda: len(hook_reports(host)) > runs, 60, "the supervisor's hook after the restart")
+    # dockerd 20.10 keeps our chains and jumps across its restart: nothing to change.
+    print("hook after the restart, %.1f s after the new daemon answered: %s" % (took, hook_reports(host)[-1]))
+    assert hook_reports(host)[-1].endswith("rules in place")
+    for user in users:
+        assert hub.user_server_get(user, "api/status").status_code == 200, "the proxy must still route to %s" % user
+
+    runs = len(hook_reports(host))
+    _down, engine_back = host.reboot()
+    print("host rebooted: engine answering %.1f s after the start" % engine_back)
+    applied = seconds_until(lambda: len(hook_reports(host)) > runs, 120, "the supervisor's hook after the reboot")
+    # The reboot emptied the kernel's tables: the hook made the rules again.
+    print("hook after the reboot, %.1f s after the engine answered: %s" % (applied, hook_reports(host)[-1]))
+    assert hook_reports(host)[-1].endswith("rule changes applied")
+    hub.container = hub.docker.containers.get(hub.container_name)
+    seconds_until(lambda: hub_answers(hub), 120, "the hub to answer after the reboot")
+    seconds_until(lambda: all(hub.server_model(user) is None for user in users), 60, "the hub to report the servers stopped")
+    alice, bob = (spawn_ready(hub, user) for user in users)
+    assert isolation_probes(host, hub, lan, alice, bob) == ISOLATED
+    for user in users:
+        assert hub.user_server_get(user, "api/status").status_code == 200, "the proxy must still route to %s" % user
+    check = host.exec(host.node, "hubfleet-firewall", "check", check=False)
+    assert check.returncode == 0, check.stdout.decode()
+    for user in users:
+        hub.stop_server(user)

@@ -8,16 +8,26 @@ the same file across daemon restarts, so a container that mounts it (the hub's D
 filter) still reaches the engine after one. A dockerd that makes the socket itself replaces
 the file on every start, and a mount of the old file then refuses every connection.
 
+Hooks. After every start of dockerd the supervisor runs each executable file in
+/etc/hubfleet/dockerd-started.d/ (in name order, one after the other, in the background,
+output to the log): the equivalent of a systemd unit's ExecStartPost= or of a unit
+WantedBy=docker.service on hosts without systemd. A hook must wait for the engine itself
+(it starts as dockerd does). The jupyterhub role puts one there that re-applies the user
+servers' network isolation.
+
     hubfleet-dockerd-supervise [LOG]        (default /var/log/dockerd.log)
 """
 
 import grp
 import os
 import socket
+import subprocess
 import sys
+import threading
 import time
 
 SOCKET = "/var/run/docker.sock"
+HOOKS = "/etc/hubfleet/dockerd-started.d"
 LISTEN_FDS_START = 3  # the first file descriptor of socket activation (sd_listen_fds)
 
 
@@ -48,6 +58,21 @@ def listen(path):
     return sock
 
 
+def run_hooks(log):
+    """Each executable in HOOKS, in name order, output appended to the log."""
+    try:
+        names = sorted(os.listdir(HOOKS))
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(HOOKS, name)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            continue
+        with open(log, "a") as out:
+            status = subprocess.run([path], stdin=subprocess.DEVNULL, stdout=out, stderr=out, check=False).returncode
+        log_line(log, "hook %s exited with %d" % (name, status))
+
+
 def run_dockerd(sock, log):
     """Start dockerd on the socket; returns its exit status when it ends."""
     pid = os.fork()
@@ -63,6 +88,7 @@ def run_dockerd(sock, log):
             os.execvpe("dockerd", ["dockerd", "--host", "fd://"], env)
         finally:
             os._exit(127)
+    threading.Thread(target=run_hooks, args=(log,), daemon=True).start()
     _pid, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 

@@ -10,8 +10,11 @@ import pytest
 
 from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.firewall import (
     AllowlistError,
+    apply_commands,
+    bridge_interface,
     chain_body,
     chain_names,
+    container_address,
     delete_command,
     detect_backend,
     forward_rules,
@@ -20,6 +23,8 @@ from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.firewall impor
     jump_rule,
     jumps_to,
     parse_allowlist,
+    remove_commands,
+    wanted_state,
 )
 
 REJECT = "-j REJECT --reject-with icmp-port-unreachable"
@@ -130,3 +135,58 @@ def test_jumps_are_found_inserted_and_deleted():
 )
 def test_backend_is_read_from_the_version(output, backend):
     assert detect_backend(output) == backend
+
+
+@pytest.mark.parametrize(
+    "network, interface",
+    [
+        ({"Name": "hub", "Id": "3f2c0e8d9b1a77", "Options": {}}, "br-3f2c0e8d9b1a"),
+        ({"Name": "hub", "Id": "3f2c0e8d9b1a77", "Options": {"com.docker.network.bridge.name": "hubbr0"}}, "hubbr0"),
+        ({"Name": "bridge", "Id": "abc", "Options": None}, "docker0"),
+    ],
+)
+def test_bridge_interface_of_a_network(network, interface):
+    assert bridge_interface(network) == interface
+
+
+def test_container_address_on_one_network():
+    container = {"NetworkSettings": {"Networks": {"hub": {"IPAddress": "172.18.0.3"}, "other": {"IPAddress": ""}}}}
+    assert container_address(container, "hub") == "172.18.0.3"
+    assert container_address(container, "other") is None
+    assert container_address(container, "missing") is None
+    assert container_address({"NetworkSettings": {"Networks": None}}, "hub") is None
+
+
+def test_apply_commands_create_fill_then_jump_and_nothing_when_in_place():
+    forward, incoming = chain_names("hub")
+    after = wanted_state("hub", "br-x", ["172.18.0.2"], 8081, [], [])
+    commands = apply_commands({}, after, "hub")
+    assert commands[0] == ["-N", forward]
+    assert commands[1:1 + len(after[forward])] == [rule.split() for rule in after[forward]]
+    assert commands.index(["-N", incoming]) > commands.index(after[forward][-1].split())
+    assert commands[-2:] == [["-I", "DOCKER-USER", "1", "-i", "br-x", "-j", forward],
+                             ["-I", "INPUT", "1", "-i", "br-x", "-j", incoming]]
+    assert apply_commands(after, after, "hub") == []
+
+
+def test_apply_commands_refill_a_chain_that_differs_and_move_a_jump_to_a_new_bridge():
+    forward, incoming = chain_names("hub")
+    before = wanted_state("hub", "br-old", ["172.18.0.2"], 8081, [], [])
+    after = wanted_state("hub", "br-new", ["172.18.0.3"], 8081, [], [])
+    commands = apply_commands(before, after, "hub")
+    assert ["-N", forward] not in commands and ["-F", forward] in commands
+    assert ["-F", incoming] not in commands, "the input chain names neither the bridge nor the hub: left as it is"
+    assert ["-D", "DOCKER-USER", "-i", "br-old", "-j", forward] in commands
+    assert commands.index(["-D", "INPUT", "-i", "br-old", "-j", incoming]) < commands.index(
+        ["-I", "INPUT", "1", "-i", "br-new", "-j", incoming])
+
+
+def test_remove_commands_drop_the_jumps_before_the_chains():
+    forward, incoming = chain_names("hub")
+    before = wanted_state("hub", "br-x")
+    assert remove_commands(before, "hub") == [
+        ["-D", "DOCKER-USER", "-i", "br-x", "-j", forward],
+        ["-D", "INPUT", "-i", "br-x", "-j", incoming],
+        ["-F", forward], ["-X", forward], ["-F", incoming], ["-X", incoming],
+    ]
+    assert remove_commands({}, "hub") == []
