@@ -64,8 +64,8 @@ for f in tests/faults/test_*.py; do
 done
 
 dind_lane() {
-  # The collection's sanity, units and build: files only, no engine.
-  run_suite collection env HUBFLEET_COLLECTION_STAGES="sanity units build" ./scripts/test-collection.sh
+  # The collection's ansible-lint, sanity, units and build: files only, no engine.
+  run_suite collection env HUBFLEET_COLLECTION_STAGES="lint sanity units build" ./scripts/test-collection.sh
   # A real three-node swarm of Docker-in-Docker hosts (testbed/swarm.py), SwarmSpawner on it.
   run_suite swarm python -m pytest spawner/tests/swarm -p no:cacheprovider -q -rA --durations=10
   # A daemon restart and a reboot of a Docker-in-Docker host; a lost worker, a restarted

@@ -2,7 +2,8 @@
 # Test the hubfleet.jupyterhub Ansible collection end to end:
 #   1. copy the collection (git-tracked + untracked-not-ignored files, symlinks kept) to
 #      $tmp/ansible_collections/hubfleet/jupyterhub, leaving out what galaxy.yml does not ship;
-#   2. ansible-test sanity --venv   (no ignore file);
+#   2. ansible-lint, production profile, offline (.ansible-lint), then
+#      ansible-test sanity --venv   (no ignore file);
 #   3. ansible-test units --venv;
 #   4. ansible-test integration --local on the real Docker engine (every target);
 #   5. ansible-galaxy collection build + install --offline into a fresh path, check the
@@ -10,7 +11,7 @@
 #      run one from the install.
 #
 # Runs inside the virtualenv scripts/run-tests.sh activates (requirements.txt installed).
-# Environment: HUBFLEET_COLLECTION_STAGES (default "sanity units integration build"),
+# Environment: HUBFLEET_COLLECTION_STAGES (default "lint sanity units integration build"),
 # HUBFLEET_INTEGRATION_TARGETS (default: all), HUBFLEET_SANITY_TESTS (default: all),
 # HUBFLEET_TEST_PYTHON (default 3.11),
 # HUBFLEET_KEEP_TMP=1 keeps the temporary tree.
@@ -18,7 +19,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python_version=${HUBFLEET_TEST_PYTHON:-3.11}
-stages=${HUBFLEET_COLLECTION_STAGES:-sanity units integration build}
+stages=${HUBFLEET_COLLECTION_STAGES:-lint sanity units integration build}
 read -r -a targets <<<"${HUBFLEET_INTEGRATION_TARGETS:-}"
 sanity_tests=()
 for test in ${HUBFLEET_SANITY_TESTS:-}; do sanity_tests+=(--test "$test"); done
@@ -103,6 +104,12 @@ echo "ansible-test HOME: $ansible_test_home (pip $pip_version bootstrapped by en
 ansible_test() { HOME=$ansible_test_home run ansible-test "$@"; }
 
 cd "$collection"
+
+if has_stage lint; then
+  # The playbooks name this collection's roles (hubfleet.jupyterhub.*): found in the copy's tree.
+  step "ansible-lint $(ansible-lint --nocolor --version 2>/dev/null | head -n 1 | cut -d' ' -f2) (profile and exclusions: .ansible-lint)"
+  ANSIBLE_COLLECTIONS_PATH=$tmp run ansible-lint --nocolor --strict
+fi
 
 if has_stage sanity; then
   step "ansible-test sanity --venv --python $python_version"
