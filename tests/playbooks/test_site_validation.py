@@ -82,6 +82,9 @@ CASES = {
         "jupyterhub_github_client_secret",
     ),
     "user volumes without the user name": (["jupyterhub_user_volume_template=shared"], "jupyterhub_user_volume_template"),
+    # Refused by the role's argument spec (entry point validate), no assert of validate.yml.
+    "unknown spawner": (["jupyterhub_spawner=kubernetes"], "jupyterhub_spawner"),
+    "profile without an image": (['{"jupyterhub_profiles": [{"name": "Python"}]}'], "jupyterhub_profiles"),
 }
 
 
