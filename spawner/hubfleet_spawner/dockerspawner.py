@@ -33,13 +33,13 @@ from traitlets import (
     validate,
 )
 
-from . import labels, naming, ownership
+from . import home, labels, naming, ownership
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
 from .reflector import ContainerState, ContainerView
 from .runtime import Runtime
 from .specs import ROOT_USERS, Limits, ServerSettings, container_create_args, limits_environment, thaw
-from .volumes import plan_volumes, render_nested
+from .volumes import plan_volumes, render_nested, render_source
 
 DEFAULT_IMAGE = "hubfleet/singleuser:latest"
 LOG_LINES_ON_FAILURE = 20
@@ -273,9 +273,37 @@ class DockerSpawner(Spawner):
     volumes = Dict(
         help="""Volumes to mount: {host path or volume name: guest path} or
         {source: {"bind": guest path, "mode": "ro"}}. Keys and values may use the name
-        fields, e.g. {"jupyter-user-{username}": "/home/jovyan/work"}. Named volumes
-        are created labelled for the user (and server, when the name uses
-        {servername}); host paths may not leave their base directory.""",
+        fields, e.g. {"jupyter-user-{username}": "/home/jovyan/work"}; guest paths also
+        {home}, the server user's home in the image (e.g. {"{prefix}-home-{username}":
+        "{home}"} keeps the whole home). Named volumes are created labelled for the user
+        (and server, when the name uses {servername}); host paths may not leave their
+        base directory.""",
+    ).tag(config=True)
+
+    existing_volumes = Dict(
+        help="""Like `volumes`, but each named volume is mounted only when it exists
+        already, and never created: the volumes of an earlier layout, e.g.
+        {"{prefix}-user-{username}": "{home}/work"} after a hub that kept only
+        /home/jovyan/work moved to keeping the whole home. Users who have one find
+        their files where they were; new users get none.""",
+    ).tag(config=True)
+
+    @validate("existing_volumes")
+    def _existing_volumes_are_named(self, proposal):
+        for source in proposal.value:
+            if str(source).startswith("/"):
+                raise TraitError(
+                    "DockerSpawner.existing_volumes: %r is a host path; only named volumes can be mounted "
+                    "when they exist (use `volumes` for host paths)." % source
+                )
+        return proposal.value
+
+    default_home = Unicode(
+        "/home/jovyan",
+        help="""The {home} of mount targets when the spawner cannot look into the image
+        (the SwarmSpawner, whose nodes pull images for themselves). Otherwise {home} is
+        the image's: for root_start images /home/$NB_USER, else HOME from `environment`
+        or the image, else the home of the server's user in the image's /etc/passwd.""",
     ).tag(config=True)
 
     read_only_volumes = Dict(
@@ -814,14 +842,61 @@ class DockerSpawner(Spawner):
 
         return formatter
 
+    def mount_targets(self):
+        """Every configured mount target template (guest paths)."""
+        specs = list(self.volumes.values()) + list(self.read_only_volumes.values()) + list(self.existing_volumes.values())
+        targets = [spec.get("bind", "") if isinstance(spec, dict) else spec for spec in specs]
+        return targets + [m.get("target", m.get("Target", "")) for m in self.mounts]
+
+    async def server_home(self, image_info, user, environment):
+        """The {home} of this spawn's mount targets (see home.py); None when no target uses it."""
+        if not home.uses_home(self.mount_targets()):
+            return None
+        image_environment = ((image_info or {}).get("Config") or {}).get("Env") or []
+        try:
+            found = home.known_home(self.root_start, ["%s=%s" % item for item in environment.items()], image_environment)
+            if found:
+                return found
+            if not image_info:
+                return home.check_home(self.default_home, "DockerSpawner.default_home")
+            return await home.look_up_home(
+                self.docker,
+                image_info["Id"],
+                user,
+                self.object_labels(labels.KIND_VOLUME_PREP),
+                ownership.prep_host_config({}, [], capabilities=()),
+            )
+        except home.HomeError as e:
+            raise SpawnError("Could not find your home directory: %s" % e) from None
+        except docker.errors.APIError as e:
+            raise SpawnError("Could not find your home directory: %s" % _docker_message(e)) from None
+
+    async def present_existing_volumes(self, names):
+        """The entries of `existing_volumes` whose volume exists, keyed by their template."""
+        present = {}
+        for template, spec in self.existing_volumes.items():
+            name = render_source(template, names, self._volume_name_formatter())
+            try:
+                await self.docker.call("inspect_volume", name)
+            except docker.errors.NotFound:
+                continue
+            present[template] = spec
+        return present
+
     async def resolve_settings(self, image, image_info):
         """Resolve this spawn's configuration once (callables called, templates rendered,
         names escaped) into the immutable ``ServerSettings`` every later step reads."""
         names = self.template_names(image)
         extra_create = render_nested(await self._resolve(self.extra_create_kwargs) or {}, names)
-        templates = list(self.volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
-        plan = plan_volumes(self.volumes, self.read_only_volumes, self.mounts, names, self._volume_name_formatter())
+        user = await self.container_user(image_info, extra_create)
         limits = await self.resolved_limits()
+        environment = limits_environment(self.get_env(), limits)
+        server_home = await self.server_home(image_info, user, environment)
+        if server_home is not None:
+            names = dict(names, home=server_home)
+        volumes = dict(self.volumes, **await self.present_existing_volumes(names))
+        templates = list(volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
+        plan = plan_volumes(volumes, self.read_only_volumes, self.mounts, names, self._volume_name_formatter())
         internal = self.use_internal_ip or self.use_internal_hostname
         return ServerSettings.create(
             image=image,
@@ -834,10 +909,10 @@ class DockerSpawner(Spawner):
             mounts=plan.mounts,
             named_volumes=plan.named_volumes,
             volume_drivers=plan.volume_drivers,
-            user=await self.container_user(image_info, extra_create),
+            user=user,
             root_start=self.root_start,
             command=await self.container_command(image_info),
-            environment=limits_environment(self.get_env(), limits),
+            environment=environment,
             limits=limits,
             network=self.network_name,
             port=self.port,

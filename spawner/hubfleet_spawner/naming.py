@@ -50,6 +50,8 @@ TEMPLATE_FIELDS = (
     "raw_servername",
     "prefix",
     "imagename",
+    # Mount targets only: the server user's home in the image (home.py), known per spawn.
+    "home",
 )
 
 _DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -147,7 +149,8 @@ def template_names(username, servername="", prefix=DEFAULT_PREFIX, imagename="",
     }
 
 
-def _fields_of(template):
+def fields_of(template):
+    """The fields ``template`` uses; an unknown one raises ``UnsafeNameError``."""
     fields = []
     for parsed in string.Formatter().parse(template):
         field = parsed[1]
@@ -165,8 +168,13 @@ def _fields_of(template):
 
 def render(template, names):
     """Fill ``template`` with ``names``; unknown fields raise ``UnsafeNameError``."""
-    _fields_of(template)
-    return template.format(**names)
+    fields_of(template)
+    try:
+        return template.format(**names)
+    except KeyError as e:
+        raise UnsafeNameError(
+            "Template %r uses {%s}, which is not known here ({home} only in mount targets)." % (template, e.args[0])
+        ) from None
 
 
 def docker_object_name(template, names, kind="volume", max_length=MAX_OBJECT_NAME_LENGTH):
@@ -220,7 +228,7 @@ def host_path(template, names):
     """
     if not template.startswith("/"):
         raise UnsafeNameError("Host path template %r must be an absolute path." % template)
-    for field in _fields_of(template):
+    for field in fields_of(template):
         _check_path_component(field, str(names.get(field, "")))
     path = render(template, names)
     base = posixpath.dirname(template.split("{", 1)[0]) or "/"

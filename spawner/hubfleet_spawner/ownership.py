@@ -75,7 +75,7 @@ class OwnerError(ValueError):
     """The server's user cannot be resolved from the configuration and the image."""
 
 
-def _env_value(environment, key):
+def env_value(environment, key):
     for item in environment or []:
         if item.startswith(key + "="):
             return item.split("=", 1)[1]
@@ -94,7 +94,7 @@ def owner_spec(user, root_start=False, environment=(), image_environment=()):
     if root_start:
         values = []
         for key, fallback in (("NB_UID", "1000"), ("NB_GID", "100")):
-            value = _env_value(environment, key) or _env_value(image_environment, key) or fallback
+            value = env_value(environment, key) or env_value(image_environment, key) or fallback
             if not value.isdigit():
                 raise OwnerError("%s=%r must be a number for root_start images." % (key, value))
             values.append(value)
@@ -152,13 +152,14 @@ def prep_binds_and_mounts(to_prepare):
     return binds, mounts
 
 
-def prep_host_config(binds, mounts):
-    """create_host_config keyword arguments of the prep container (besides binds/mounts)."""
+def prep_host_config(binds, mounts, capabilities=PREP_CAPABILITIES):
+    """create_host_config keyword arguments of the prep container (besides binds/mounts);
+    the home lookup (home.py) runs in the same shape with no capability at all."""
     config = {
         "binds": binds,
         "network_mode": "none",
         "cap_drop": ["ALL"],
-        "cap_add": list(PREP_CAPABILITIES),
+        "cap_add": list(capabilities),
         "security_opt": ["no-new-privileges"],
         "pids_limit": 64,
         "mem_limit": 64 * 1024 * 1024,

@@ -103,6 +103,8 @@ REFUSED_OPTIONS = {
                           "use extra_container_spec, extra_resources_spec or extra_task_spec"),
     "root_start": (bool, "services cannot add the capabilities a root-start image needs to switch users; use an "
                    "image with a non-root USER"),
+    "existing_volumes": (bool, "the hub sees only the manager's volumes, not those on the nodes, so it cannot tell "
+                         "which exist; mount them with `volumes` (swarm creates a missing one on the task's node)"),
     "remove_volumes_on_delete": (bool, "the hub reaches only the manager's engine, not the volumes on the nodes; "
                                  "remove a user's volumes on each node with the hubfleet.jupyterhub.user_volumes "
                                  "module (state: absent)"),

@@ -4,8 +4,11 @@ stop and start, the server non-root with no capability (issue #11).
 Every image is built in the test bed from Debian packages (testbed/user_images/).
 """
 
+import io
 import json
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -155,3 +158,98 @@ def test_a_server_user_missing_from_the_image_fails_fast_and_keeps_no_volume(hub
     assert events[-1].get("failed"), events
     assert "nobody-here" in events[-1]["message"] and "/etc/passwd" in events[-1]["message"], events[-1]
     assert hub.docker.volumes.list(filters={"label": "hubfleet.user=%s" % user}) == []
+
+
+# --- The whole home ({home}) -------------------------------------------------------------------
+
+HOME_VOLUME = "{prefix}-home-{username}"
+LAB_THEME = "lab/api/settings/@jupyterlab/apputils-extension:themes"
+
+
+def small_wheel(directory):
+    """A pure-Python wheel made here (pip installs it with no index)."""
+    path = Path(directory) / "hubfleet_probe-1.0-py3-none-any.whl"
+    files = {
+        "hubfleet_probe.py": "KEPT = 'yes'\n",
+        "hubfleet_probe-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: hubfleet-probe\nVersion: 1.0\n",
+        "hubfleet_probe-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: hubfleet-test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    files["hubfleet_probe-1.0.dist-info/RECORD"] = "".join("%s,,\n" % name for name in files) + (
+        "hubfleet_probe-1.0.dist-info/RECORD,,\n"
+    )
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in files.items():
+            wheel.writestr(name, text)
+    return path
+
+
+def put_file(container, path, directory="/tmp"):
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.add(str(path), arcname=Path(path).name)
+    assert container.put_archive(directory, archive.getvalue())
+    return "%s/%s" % (directory, Path(path).name)
+
+
+@pytest.mark.parametrize("shape, home", [("minimal", "/home/jovyan"), ("uid1001", "/home/app")])
+def test_the_whole_home_is_kept_with_pip_user_and_lab_settings(hub, images, shape, home, tmp_path):
+    """{home} is the image's own home; the image's skeleton is there at the first spawn, and
+    what the user writes there (a file, a `pip install --user`, a JupyterLab setting) survives."""
+    user = "home" + shape  # no character the escaping changes: the volume's name is predictable
+    hub.set_overrides(user, image=images[shape], volumes={HOME_VOLUME: "{home}"}, notebook_dir="~")
+    container = spawn_ready(hub, user)
+    assert_unprivileged(container)
+    [mount] = [m for m in container.attrs["Mounts"] if m["Type"] == "volume"]
+    assert (mount["Name"], mount["Destination"]) == ("%s-home-%s" % (hub.prefix, user), home)
+    assert ".bashrc" in container.exec_run(["ls", "-a", home]).output.decode().split()  # copied up from /etc/skel
+    response = save_file(hub, user, "notes.txt", "kept")  # notebook_dir ~: the contents API's root is the home
+    assert response.status_code in (200, 201), response.text
+    assert container.exec_run(["cat", home + "/notes.txt"]).output == b"kept"
+    wheel = put_file(container, small_wheel(tmp_path))
+    installed = container.exec_run(["pip", "install", "--user", "--no-index", "--no-deps", wheel])
+    assert installed.exit_code == 0, installed.output.decode()
+    response = hub.user_server("PUT", user, LAB_THEME, data=json.dumps({"raw": '{"theme": "JupyterLab Dark"}'}))
+    assert response.status_code == 204, response.text
+    hub.stop_server(user)
+
+    container = spawn_ready(hub, user)
+    assert read_file(hub, user, "notes.txt") == "kept"
+    imported = container.exec_run(["python", "-c", "import hubfleet_probe as p; print(p.KEPT, p.__file__)"])
+    assert imported.exit_code == 0, imported.output.decode()
+    kept, location = imported.output.decode().split()
+    assert kept == "yes" and location.startswith(home + "/.local/"), location
+    response = hub.user_server_get(user, LAB_THEME)
+    assert response.status_code == 200, response.text
+    assert json.loads(response.json()["raw"]) == {"theme": "JupyterLab Dark"}
+    assert_unprivileged(container)
+    hub.stop_server(user)
+
+
+def test_an_old_work_volume_is_mounted_where_it_was_and_new_users_get_none(hub, images):
+    """existing_volumes: the volume of a hub that kept only .../work appears at {home}/work for
+    the user who has one, untouched; a user without one gets no such volume."""
+    old_user, new_user = "homeold", "homenew"
+    config = dict(image=images["minimal"], volumes={HOME_VOLUME: "{home}"}, notebook_dir="~",
+                  existing_volumes={VOLUME: "{home}/work"})
+    # The old layout first: the user's work volume at /home/jovyan/work, a file saved in it.
+    hub.set_overrides(old_user, image=images["minimal"], volumes={VOLUME: "/home/jovyan/work"},
+                      notebook_dir="/home/jovyan/work")
+    spawn_ready(hub, old_user)
+    assert save_file(hub, old_user, "thesis.txt", "chapter 1").status_code in (200, 201)
+    hub.stop_server(old_user)
+
+    for user in (old_user, new_user):
+        hub.set_overrides(user, **config)
+    container = spawn_ready(hub, old_user)
+    assert read_file(hub, old_user, "work/thesis.txt") == "chapter 1"
+    assert ".bashrc" in container.exec_run(["ls", "-a", "/home/jovyan"]).output.decode().split()
+    assert save_file(hub, old_user, "work/chapter2.txt", "more").status_code in (200, 201)
+    hub.stop_server(old_user)
+    container = spawn_ready(hub, new_user)
+    assert sorted(m["Destination"] for m in container.attrs["Mounts"]) == ["/home/jovyan"]
+    hub.stop_server(new_user)
+    volumes = {v.name for v in hub.docker.volumes.list(filters={"label": "hubfleet.hub=%s" % hub.hub_label})}
+    assert {"%s-user-%s" % (hub.prefix, old_user), "%s-home-%s" % (hub.prefix, old_user),
+            "%s-home-%s" % (hub.prefix, new_user)} <= volumes
+    assert "%s-user-%s" % (hub.prefix, new_user) not in volumes
