@@ -42,6 +42,40 @@ PLAYBOOK = """\
 """
 
 
+def run_playbook(playbook, hosts, timeout=180):
+    """ansible-playbook of ``playbook`` (YAML text, ``hosts: all``) on test-bed nodes through
+    the ``community.docker.docker`` connection, with this checkout's roles and collection;
+    ``hosts`` maps node names to their variables. Returns the CompletedProcess (output and
+    errors together in ``stdout``), whether the play passed or failed."""
+    with tempfile.TemporaryDirectory() as workdir:
+        collection = Path(workdir) / "ansible_collections" / "hubfleet" / "jupyterhub"
+        collection.parent.mkdir(parents=True)
+        collection.symlink_to(ROOT)
+        connection = {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}
+        inventory = Path(workdir) / "hosts.yml"
+        inventory.write_text(json.dumps({"all": {"hosts": {
+            node: dict(node_vars, **connection) for node, node_vars in hosts.items()}}}))
+        playbook_file = Path(workdir) / "playbook.yml"
+        playbook_file.write_text(playbook)
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+            ANSIBLE_COLLECTIONS_PATH=workdir,
+            ANSIBLE_NOCOLOR="1",
+            PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+        )
+        return subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory), str(playbook_file)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+
+
 class EngineHost(Swarm):
     """One Docker-in-Docker host, not in swarm mode, its engine set up by the docker_engine role."""
 
@@ -106,37 +140,7 @@ class EngineHost(Swarm):
     def run_playbook(self, playbook, host_vars=None, timeout=180):
         """ansible-playbook of ``playbook`` (YAML text, ``hosts: all``) on the host with this
         checkout's roles and collection; returns its output, RuntimeError when it fails."""
-        with tempfile.TemporaryDirectory() as workdir:
-            collection = Path(workdir) / "ansible_collections" / "hubfleet" / "jupyterhub"
-            collection.parent.mkdir(parents=True)
-            collection.symlink_to(ROOT)
-            inventory = Path(workdir) / "hosts.yml"
-            host_vars = dict(
-                host_vars or {},
-                ansible_connection="community.docker.docker",
-                ansible_python_interpreter="/usr/bin/python3",
-            )
-            inventory.write_text(json.dumps({"all": {"hosts": {self.node: host_vars}}}))
-            playbook_file = Path(workdir) / "playbook.yml"
-            playbook_file.write_text(playbook)
-            env = dict(
-                os.environ,
-                ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-                ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-                ANSIBLE_COLLECTIONS_PATH=workdir,
-                ANSIBLE_NOCOLOR="1",
-                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-            )
-            result = subprocess.run(
-                [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory),
-                 str(playbook_file)],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=timeout,
-            )
+        result = run_playbook(playbook, {self.node: host_vars or {}}, timeout)
         if result.returncode != 0:
             raise RuntimeError("ansible-playbook failed on %s:\n%s" % (self.node, result.stdout[-4000:]))
         return result.stdout

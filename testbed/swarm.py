@@ -300,23 +300,34 @@ class Swarm:
         manager = self.docker_client(self.manager)
         manager.swarm.init(advertise_addr=self.node_ip(self.manager), listen_addr="0.0.0.0:%d" % SWARM_PORT)
         manager.swarm.reload()
-        token = manager.swarm.attrs["JoinTokens"]["Worker"]
-        remote = "%s:%d" % (self.node_ip(self.manager), SWARM_PORT)
-        _parallel(
-            lambda worker: self.docker_client(worker).swarm.join(
-                remote_addrs=[remote],
-                join_token=token,
-                advertise_addr=self.node_ip(worker),
-                listen_addr="0.0.0.0:%d" % SWARM_PORT,
-            ),
-            self.workers,
-        )
+        _parallel(self._join, self.workers)
 
         def all_ready():
             states = [n.attrs["Status"]["State"] for n in manager.nodes.list()]
             return len(states) == len(self.nodes) and all(s == "ready" for s in states)
 
         _wait(all_ready, timeout, "all %d nodes ready in swarm %s" % (len(self.nodes), self.id))
+
+    def _join(self, worker):
+        manager = self.docker_client(self.manager)
+        manager.swarm.reload()
+        self.docker_client(worker).swarm.join(
+            remote_addrs=["%s:%d" % (self.node_ip(self.manager), SWARM_PORT)],
+            join_token=manager.swarm.attrs["JoinTokens"]["Worker"],
+            advertise_addr=self.node_ip(worker),
+            listen_addr="0.0.0.0:%d" % SWARM_PORT,
+        )
+
+    def add_worker(self, timeout=120):
+        """Start one more node, join it as a worker labelled ``hubfleet.role=user``; returns its name."""
+        name = "hft-%s-worker%d" % (self.label_value, len(self.nodes))
+        self._run_node(name, self.image or node_image())
+        self.nodes.append(name)
+        self._wait_engine(name, timeout)
+        self._join(name)
+        _wait(lambda: self.node_state(name) == "ready", timeout, "node %s ready in swarm %s" % (name, self.id))
+        self.label_node(name, ROLE_LABEL, "user")
+        return name
 
     # --- nodes ----------------------------------------------------------------------------
 
@@ -515,9 +526,12 @@ class SwarmHub(HubAPI):
     """
 
     def __init__(self, swarm, singleuser, spawner_class="hubfleet-swarm", extra_config="", image=None, hub_label=None,
-                 docker_filter=True, filter_policy=None):
+                 docker_filter=True, filter_policy=None, singleuser_nodes=None):
+        """``singleuser_nodes``: the nodes that get the singleuser image (default every node; a
+        hub whose spawner never inspects the image, ``pull_policy = "skip"``, needs only the workers)."""
         self.swarm = swarm
         self.singleuser = singleuser
+        self.singleuser_nodes = singleuser_nodes
         self.spawner_class = spawner_class
         self.extra_config = extra_config
         self.image = image
@@ -607,7 +621,7 @@ class SwarmHub(HubAPI):
         """Load the images, create the data volume and hub container, wait for the API."""
         self.image = self.image or hub_image()
         self.swarm.load_image(self.image, [self.swarm.manager])
-        self.swarm.load_image(self.singleuser)
+        self.swarm.load_image(self.singleuser, self.singleuser_nodes)
         self.docker.volumes.create(self.data_volume, labels=self.labels(KIND_HUB_DATA))
         if self.docker_filter:
             self.start_filter()

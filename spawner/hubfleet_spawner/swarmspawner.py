@@ -36,9 +36,11 @@ TASK_PROGRESS = {
 }
 TASK_ACTIVE = set(TASK_PROGRESS)
 TASK_FAILED = {"failed", "rejected", "orphaned", "remove", "shutdown"}
-# Node states in which the node's tasks no longer run as far as the swarm knows: a node
+# The node state in which the node's tasks no longer run as far as the swarm knows: a node
 # whose host is gone keeps its tasks "running" in the swarm's view until it comes back.
-NODE_LOST = {"down", "unknown", "disconnected"}
+# Not "unknown" or "disconnected": a restarted manager reports every worker "unknown" until
+# it reconnects (its servers run on), and a lost node turns "down" within seconds anyway.
+NODE_LOST = {"down"}
 
 
 def lost_node(task, node):
@@ -47,6 +49,7 @@ def lost_node(task, node):
     ``task`` and ``node`` are a swarm task and its node (``inspect_node``; None if the
     swarm no longer knows the node). A task whose node is down (or removed) is lost even
     though its last reported state is still "running": nobody is left to report otherwise.
+    A node the manager has not heard from yet ("unknown", "disconnected") is not lost.
     """
     if not task or not task.get("NodeID"):
         return None

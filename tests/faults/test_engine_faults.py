@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from testbed.drills import hub_answers, seconds_until  # noqa: E402
 from testbed.host import EngineHost  # noqa: E402
 from testbed.hub import bridge_gateway  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
@@ -84,23 +84,6 @@ def kernel_ids(hub, user):
     r = hub.user_server_get(user, "api/kernels")
     assert r.status_code == 200, (r.status_code, r.text[:300])
     return {kernel["id"] for kernel in r.json()}
-
-
-def seconds_until(condition, timeout, what):
-    began = time.monotonic()
-    deadline = began + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("%s: not after %s s" % (what, timeout))
-        time.sleep(0.2)
-    return time.monotonic() - began
-
-
-def hub_answers(hub):
-    try:
-        return requests.get(hub.api_url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def started_at(container):

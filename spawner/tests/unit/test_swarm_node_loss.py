@@ -15,9 +15,14 @@ def node(state, hostname="worker1"):
     return {"ID": "n0123456789abcdef", "Status": {"State": state}, "Description": {"Hostname": hostname}}
 
 
-@pytest.mark.parametrize("state", ["down", "unknown", "disconnected"])
-def test_a_running_task_on_a_node_that_is_gone_is_lost_with_that_node(state):
-    assert lost_node(RUNNING_TASK, node(state)) == "worker1"
+def test_a_running_task_on_a_node_that_is_down_is_lost_with_that_node():
+    assert lost_node(RUNNING_TASK, node("down")) == "worker1"
+
+
+@pytest.mark.parametrize("state", ["unknown", "disconnected"])
+def test_a_running_task_on_a_node_the_manager_has_not_heard_from_yet_is_not_lost(state):
+    # A restarted manager reports every worker "unknown" until it reconnects (fleet drill 10).
+    assert lost_node(RUNNING_TASK, node(state)) is None
 
 
 def test_a_running_task_on_a_ready_node_is_not_lost():
@@ -92,6 +97,11 @@ def test_poll_reports_a_server_on_a_down_node_stopped_and_remembers_the_node():
 
 def test_poll_keeps_a_server_on_a_ready_node_running():
     s, status = polled(RUNNING_TASK, node("ready"))
+    assert status is None and s.lost_on_node == "" and s.stopped_reason == ""
+
+
+def test_poll_after_a_manager_restart_keeps_a_server_on_a_worker_not_yet_reconnected_running():
+    s, status = polled(RUNNING_TASK, node("unknown"))
     assert status is None and s.lost_on_node == "" and s.stopped_reason == ""
 
 
