@@ -68,14 +68,14 @@ done
 # on them (daemons starting, swarm heartbeats, the hub's poll): the suite takes about as long
 # as its longest file.
 pytest_files_at_once() {
-  local logs status=0 pids=() f
+  local logs status=0 pids=() f pid
   logs=$(mktemp -d /tmp/hubfleet-pytest-files.XXXXXX)
   for f in "$@"; do
     python -m pytest "$f" -p no:cacheprovider -q -rA --durations=10 >"$logs/$(basename "$f").log" 2>&1 &
     pids+=($!)
   done
-  for f in "${pids[@]}"; do
-    wait "$f" || status=1
+  for pid in "${pids[@]}"; do
+    wait "$pid" || status=1
   done
   for f in "$@"; do
     echo "--- $f"
