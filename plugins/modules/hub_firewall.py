@@ -26,7 +26,9 @@ description:
   - IPv4 only. A network with IPv6 enabled and swarm overlay networks are refused.
   - Refuses to apply rules when C(net.bridge.bridge-nf-call-iptables) is not 1, because then traffic
     between two containers on the same bridge never passes iptables.
-  - The rules live in the kernel, so a host reboot loses them until the next run.
+  - The rules live in the kernel, so a host reboot loses them. The jupyterhub role also installs
+    C(hubfleet-firewall), which computes the same rules again after every start of the engine (see
+    the role's C(firewall_boot.yml)); without it they come back with the next run of this module.
 author:
   - Hubfleet contributors (@hubfleet)
 extends_documentation_fragment:
@@ -130,18 +132,16 @@ from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.docker_common 
 )
 from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.firewall import (
     FORWARD_PARENT,
-    INPUT_PARENT,
     AllowlistError,
+    apply_commands,
+    bridge_interface,
     chain_body,
-    chain_names,
-    delete_command,
+    container_address,
     detect_backend,
-    forward_rules,
-    input_rules,
-    insert_command,
-    jump_rule,
-    jumps_to,
+    existing_state,
     parse_allowlist,
+    remove_commands,
+    wanted_state,
 )
 
 
@@ -208,7 +208,6 @@ class HubFirewall:
         self.iptables = iptables
         self.client = client
         self.params = module.params
-        self.forward_chain, self.input_chain = chain_names(self.params["network"])
         self.actions = []
         self.interface = ""
 
@@ -229,39 +228,27 @@ class HubFirewall:
                 "(swarm overlay isolation is not implemented yet)" % (name, network.get("Driver")))
         if network.get("EnableIPv6"):
             raise FirewallError("network %s (network) has IPv6 enabled; only IPv4 rules are implemented" % name)
-        options = network.get("Options") or {}
-        if options.get("com.docker.network.bridge.name"):
-            return options["com.docker.network.bridge.name"]
-        return "docker0" if network.get("Name") == "bridge" else "br-" + network["Id"][:12]
+        return bridge_interface(network)
 
     def hub_addresses(self):
         container = self.params["hub_container"]
         if not container:
             return []
         try:
-            networks = self.client.inspect_container(container)["NetworkSettings"]["Networks"] or {}
+            container_attrs = self.client.inspect_container(container)
         except DOCKER_ERRORS as exc:
             if getattr(exc, "status_code", None) == 404 and self.module.check_mode:
                 self.module.warn("hub_container %s does not exist yet; its exemption is left out of check mode" % container)
                 return []
             raise
-        address = (networks.get(self.params["network"]) or {}).get("IPAddress")
+        address = container_address(container_attrs, self.params["network"])
         if not address:
             raise FirewallError("hub_container %s is not attached to network %s" % (container, self.params["network"]))
         return [address]
 
     def existing(self):
         """``{chain: rules}`` of our chains (absent ones left out) and the jumps to them."""
-        state = {}
-        for chain in (self.forward_chain, self.input_chain):
-            rules = self.iptables.listing(chain)
-            if rules is not None:
-                state[chain] = rules
-        for parent, chain in ((FORWARD_PARENT, self.forward_chain), (INPUT_PARENT, self.input_chain)):
-            jumps = jumps_to(self.iptables.listing(parent) or [], chain)
-            if jumps:
-                state.setdefault(parent, []).extend(jumps)
-        return state
+        return existing_state(self.iptables.listing, self.params["network"])
 
     def wanted(self, interface):
         try:
@@ -271,13 +258,8 @@ class HubFirewall:
         for port in self.params["host_ports"] + [self.params["hub_api_port"]]:
             if not 1 <= port <= 65535:
                 raise FirewallError("port %d (host_ports/hub_api_port) is outside 1-65535" % port)
-        return {
-            self.forward_chain: forward_rules(
-                self.forward_chain, interface, self.hub_addresses(), self.params["hub_api_port"], allowlist),
-            self.input_chain: input_rules(self.input_chain, self.params["host_ports"]),
-            FORWARD_PARENT: [jump_rule(FORWARD_PARENT, interface, self.forward_chain)],
-            INPUT_PARENT: [jump_rule(INPUT_PARENT, interface, self.input_chain)],
-        }
+        return wanted_state(self.params["network"], interface, self.hub_addresses(), self.params["hub_api_port"],
+                            self.params["host_ports"], allowlist)
 
     # --- changes ---------------------------------------------------------------------
 
@@ -300,33 +282,13 @@ class HubFirewall:
                 "(dockerd normally does) and run again" % BRIDGE_NF_CALL_IPTABLES)
         self.interface = interface
         after = self.wanted(interface)
-        # Chains first (filled before anything jumps to them), then the jumps.
-        for chain in (self.forward_chain, self.input_chain):
-            if chain not in before:
-                self.run(["-N", chain])
-            if before.get(chain) != after[chain]:
-                if before.get(chain):
-                    self.run(["-F", chain])
-                for rule in after[chain]:
-                    self.run(rule.split())
-        for parent in (FORWARD_PARENT, INPUT_PARENT):
-            for rule in before.get(parent, []):
-                if rule not in after[parent]:
-                    self.run(delete_command(rule))
-            for rule in after[parent]:
-                if rule not in before.get(parent, []):
-                    self.run(insert_command(rule))
+        for command in apply_commands(before, after, self.params["network"]):
+            self.run(command)
         return after, bool(self.actions)
 
     def absent(self, before):
-        # Jumps first: a chain that is still referenced cannot be deleted.
-        for parent in (FORWARD_PARENT, INPUT_PARENT):
-            for rule in before.get(parent, []):
-                self.run(delete_command(rule))
-        for chain in (self.forward_chain, self.input_chain):
-            if chain in before:
-                self.run(["-F", chain])
-                self.run(["-X", chain])
+        for command in remove_commands(before, self.params["network"]):
+            self.run(command)
         return {}, bool(self.actions)
 
 

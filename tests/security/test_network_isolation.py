@@ -208,14 +208,29 @@ def probes(setup):
     }
 
 
-def test_user_servers_are_isolated_by_the_module_and_released_by_absent(setup):
+def program_check(tmp_path, **settings):
+    """``hubfleet-firewall check`` (what re-applies the rules at engine starts) for one hub's settings."""
+    state_dir = tmp_path / "firewall"
+    state_dir.mkdir(exist_ok=True)
+    (state_dir / ("%s.json" % settings["network"])).write_text(json.dumps(settings))
+    return subprocess.run([sys.executable, str(ROOT / "roles" / "jupyterhub" / "files" / "hubfleet-firewall.py"), "check",
+                           "--state-dir", str(state_dir), "--library", str(ROOT / "plugins" / "module_utils")],
+                          capture_output=True, text=True, check=False)
+
+
+def test_user_servers_are_isolated_by_the_module_and_released_by_absent(setup, tmp_path):
     hub, network, collection = setup["hub"], setup["network"], setup["collection"]
     forward_chain = chain_names(network.name)[0]
     everything_open = {name: "open" for name in probes(setup)}
     assert probes(setup) == everything_open, "without rules every probe must connect (else the test proves nothing)"
 
+    check = program_check(tmp_path, network=network.name, host_ports=[hub.hub_port])
+    assert check.returncode == 1 and "iptables -N %s" % forward_chain in check.stdout, check
     result = collection.firewall(network=network.name, host_ports=[hub.hub_port])
     assert result.get("changed") is True, result
+    # The program that re-applies the rules at engine starts makes exactly the module's rules.
+    check = program_check(tmp_path, network=network.name, host_ports=[hub.hub_port])
+    assert (check.returncode, check.stdout) == (0, ""), check
     assert probes(setup) == {
         "bob's server": "blocked",
         "hub API": "open",
