@@ -69,15 +69,21 @@ def spawn_ready(hub, user):
     return container_of(hub, user)
 
 
-def write_file(container, name, text):
-    result = container.exec_run(["sh", "-c", "printf %%s '%s' > %s/%s" % (text, NOTEBOOK_DIR, name)])
-    assert result.exit_code == 0, result.output
+def in_server(host, container, *command):
+    """Run ``command`` in a user's server through the host's own docker CLI: the SDK's exec
+    over the host's TCP API came back with an empty output now and then (exit code 0)."""
+    return host.exec(host.node, "docker", "exec", container.id, *command, check=False)
 
 
-def read_file(container, name):
-    result = container.exec_run(["cat", "%s/%s" % (NOTEBOOK_DIR, name)])
-    assert result.exit_code == 0, result.output
-    return result.output.decode()
+def write_file(host, container, name, text):
+    result = in_server(host, container, "sh", "-c", "printf %%s '%s' > %s/%s" % (text, NOTEBOOK_DIR, name))
+    assert result.returncode == 0, result.stderr
+
+
+def read_file(host, container, name):
+    result = in_server(host, container, "cat", "%s/%s" % (NOTEBOOK_DIR, name))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.decode()
 
 
 def kernel_ids(hub, user):
@@ -113,7 +119,7 @@ def test_servers_and_kernels_survive_a_dockerd_restart_and_a_later_death_is_noti
     assert engine.info()["LiveRestoreEnabled"] is True
     user = "drill-dockerd"
     container = spawn_ready(hub, user)
-    write_file(container, "before-restart.txt", "kept")
+    write_file(host, container, "before-restart.txt", "kept")
     r = hub.user_server("POST", user, "api/kernels", json={"name": "python3"})
     assert r.status_code == 201, r.text[:300]
     kernel = r.json()["id"]
@@ -127,7 +133,7 @@ def test_servers_and_kernels_survive_a_dockerd_restart_and_a_later_death_is_noti
     assert hub.server_model(user)["ready"]
     reachable = seconds_until(lambda: kernel in kernel_ids(hub, user), 30, "the kernel through the proxy")
     print("server and kernel reachable through the proxy %.1f s after the new daemon answered" % reachable)
-    assert read_file(container, "before-restart.txt") == "kept"
+    assert read_file(host, container, "before-restart.txt") == "kept"
 
     # The spawner's view follows the new daemon's events: a death is still noticed at once.
     container.kill()
@@ -137,14 +143,14 @@ def test_servers_and_kernels_survive_a_dockerd_restart_and_a_later_death_is_noti
     assert noticed < NOTICE_WITHIN, "the hub learned of the death only by polling: the view lost the event stream"
 
     container = spawn_ready(hub, user)
-    assert read_file(container, "before-restart.txt") == "kept"
+    assert read_file(host, container, "before-restart.txt") == "kept"
     hub.stop_server(user)
 
 
 def test_after_a_host_reboot_the_hub_starts_by_itself_and_reports_every_server_stopped(host, hub):
     users = ["drill-reboot-a", "drill-reboot-b"]
     for user in users:
-        write_file(spawn_ready(hub, user), "before-reboot.txt", user)
+        write_file(host, spawn_ready(hub, user), "before-reboot.txt", user)
 
     down, engine_back = host.reboot()
     print("host rebooted: stopped in %.1f s, engine answering %.1f s after the start" % (down, engine_back))
@@ -167,7 +173,7 @@ def test_after_a_host_reboot_the_hub_starts_by_itself_and_reports_every_server_s
     assert stopped_after < STOPPED_AFTER_BOOT_WITHIN
 
     for user in users:
-        assert read_file(spawn_ready(hub, user), "before-reboot.txt") == user
+        assert read_file(host, spawn_ready(hub, user), "before-reboot.txt") == user
         hub.stop_server(user)
     print("users started again %.1f s after the hub started, files intact" % (time.time() - hub_started))
 
@@ -222,9 +228,8 @@ def lan(host):
 
 
 def probe(host, container, address, port):
-    """``open`` or ``blocked``, from inside ``container`` on the host. Through the host's own
-    docker CLI: the SDK's exec over the host's TCP API returned an empty output now and then."""
-    result = host.exec(host.node, "docker", "exec", container.id, "python3", "-c", PROBE, address, str(port), check=False)
+    """``open`` or ``blocked``, from inside ``container``."""
+    result = in_server(host, container, "python3", "-c", PROBE, address, str(port))
     output = result.stdout.decode()
     if not output:
         return "no answer (exit %d): %s" % (result.returncode, result.stderr.decode(errors="replace").strip())
