@@ -36,6 +36,7 @@ from traitlets import (
 from . import home, labels, naming, ownership
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
+from .gpus import GPUAssigner, GPUShortage, held_gpus
 from .reflector import ContainerState, ContainerView
 from .runtime import Runtime
 from .specs import ROOT_USERS, Limits, ServerSettings, container_create_args, limits_environment, thaw
@@ -103,11 +104,38 @@ class ContainerRuntime(Runtime):
     noun = "container"
     create_progress = 40
 
+    @contextlib.asynccontextmanager
+    async def assigned_devices(self, settings):
+        """Give the server ``settings.gpus`` of the host's GPUs that no other server holds."""
+        if not settings.gpus:
+            yield settings
+            return
+        spawner = self.spawner
+        states = await spawner.view.all()
+        assigner = GPUAssigner.of(spawner.view)
+        # A kept container of this server (remove=False) is reused only with the same GPUs.
+        prefer = [d for s in states if s.name == settings.name for d in held_gpus(s.labels)]
+        try:
+            ids = assigner.assign(states, settings.name, spawner.gpu_devices, settings.gpus, prefer)
+        except GPUShortage as e:
+            raise SpawnError(str(e), reason="gpus") from None
+        spawner.emit(8, "Assigned GPU%s %s of this host" % ("" if len(ids) == 1 else "s", ", ".join(ids)))
+        try:
+            yield settings.with_gpus(ids)
+        finally:
+            assigner.release(settings.name)
+
     async def replace_stale(self, settings):
         spawner = self.spawner
         for stale in await spawner.find_containers():
-            # A container from an earlier run (remove=False, or a crash mid-spawn).
-            if spawner.remove or stale["Id"] != spawner.container_id or stale.get("Image") != settings.image:
+            # A container from an earlier run (remove=False, or a crash mid-spawn), or one
+            # holding other GPUs than this run was given.
+            if (
+                spawner.remove
+                or stale["Id"] != spawner.container_id
+                or stale.get("Image") != settings.image
+                or held_gpus(stale.get("Labels")) != settings.gpu_ids
+            ):
                 await spawner.remove_container(stale["Id"])
         existing = spawner.container_id if not spawner.remove else ""
         if existing and not await spawner.view.get(existing):
@@ -411,6 +439,25 @@ class DockerSpawner(Spawner):
         help="CPU guarantee in cores (relative CPU shares on a single engine), or a callable.",
     ).tag(config=True)
 
+    gpus = Union(
+        [Int(), Callable()],
+        default_value=0,
+        help="""How many GPUs each server gets, or callable(spawner) -> int (may be async),
+        so a profile or group can ask for them. On one host each server gets that many of
+        `gpu_devices` that no other running server holds (a spawn fails, naming the
+        shortage, when too few are free); on a swarm the service reserves that many of
+        its node's `gpu_resource_kind` generic resources.""",
+    ).tag(config=True)
+
+    gpu_devices = List(
+        Unicode(),
+        help="""The host's GPUs that user servers may be given, as the NVIDIA runtime
+        names them: indexes ("0", "1") or UUIDs ("GPU-…"). Each goes to one server at a
+        time, passed as a device request of the `nvidia` driver; the Docker API filter
+        must allow the same ids (its `gpus`; the role's jupyterhub_gpu_devices). Needs the NVIDIA
+        Container Toolkit on the Docker host.""",
+    ).tag(config=True)
+
     pids_limit = Int(
         1024,
         help="Most processes a user container may run (fork bombs stop here). 0 or -1: no limit.",
@@ -655,6 +702,13 @@ class DockerSpawner(Spawner):
 
     def _refuse(self, message):
         raise SpawnError(message, reason="image", status_code=400)
+
+    async def resolved_gpus(self):
+        """How many GPUs this spawn asks for (``gpus``, a callable evaluated)."""
+        count = await self._resolve(self.gpus)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise SpawnError("DockerSpawner.gpus must be a whole number of GPUs, not %r." % (count,))
+        return count
 
     async def resolved_limits(self):
         """The limits of this spawn, callables evaluated (a ``Limits``)."""
@@ -921,6 +975,7 @@ class DockerSpawner(Spawner):
             extra_create=extra_create,
             extra_host=render_nested(await self._resolve(self.extra_host_config) or {}, names),
             stop_timeout=self.stop_timeout,
+            gpus=await self.resolved_gpus(),
         )
 
     async def create_container(self, settings):
@@ -1030,7 +1085,11 @@ class DockerSpawner(Spawner):
         await self.check_network()
         image_info = await self.ensure_image(image)
         settings = await self.resolve_settings(image, image_info)
+        async with runtime.assigned_devices(settings) as settings:
+            return await self._run_server(runtime, settings)
 
+    async def _run_server(self, runtime, settings):
+        """The spawn's steps from replacing a stale object to a server that answers."""
         object_id = await runtime.replace_stale(settings)
         if object_id:
             self.emit(40, "Restarting the existing %s" % runtime.noun)

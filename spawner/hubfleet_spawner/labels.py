@@ -16,6 +16,8 @@ LABEL_HUB = "hubfleet.hub"
 LABEL_USER = "hubfleet.user"
 LABEL_SERVER = "hubfleet.server"
 LABEL_KIND = "hubfleet.kind"
+# On a user-server container: the host's GPU device ids it was given, comma-separated.
+LABEL_GPUS = "hubfleet.gpus"
 
 KIND_USER_SERVER = "user-server"
 KIND_USER_VOLUME = "user-volume"

@@ -125,6 +125,21 @@ class ContainerView:
             state = await self._inspect(container_id)
         return state
 
+    async def all(self, timeout=10.0):
+        """Every container of this hub the view knows (a list of ``ContainerState``).
+
+        Waits for the first listing like ``get``; past ``timeout`` it lists the engine
+        itself, so an answer never leaves out a container merely not listed yet.
+        """
+        self._ensure_running()
+        if not self._synced.is_set():
+            try:
+                await asyncio.wait_for(self._synced.wait(), timeout)
+            except asyncio.TimeoutError:
+                summaries = await self.api.call("containers", all=True, filters={"label": "%s=%s" % (LABEL_HUB, self.hub)})
+                return [ContainerState.from_summary(s) for s in summaries]
+        return list(self._containers.values())
+
     def note(self, state):
         """Record a state this process has just seen (after create, start, inspect)."""
         self._containers[state.id] = state

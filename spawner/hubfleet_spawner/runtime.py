@@ -5,13 +5,14 @@ and resolves the configuration once into a ``ServerSettings``; then it calls a r
 steps, in this order::
 
     announce()                                  before anything is done
-    object_id = replace_stale(settings)         an id to reuse, or ""
-    reuse(object_id)  or  object_id = create(settings)
-    async with boot_slot():
-        running = run(settings, object_id)      started and running
-        ip, port = address(settings, running)
-        ... the spawner waits until the server answers, calling check_alive(object_id)
-    after_start(settings, object_id)
+    async with assigned_devices(settings) as settings:   GPUs given to this server
+        object_id = replace_stale(settings)     an id to reuse, or ""
+        reuse(object_id)  or  object_id = create(settings)
+        async with boot_slot():
+            running = run(settings, object_id)  started and running
+            ip, port = address(settings, running)
+            ... the spawner waits until the server answers, calling check_alive(object_id)
+        after_start(settings, object_id)
 
 ``ContainerRuntime`` (dockerspawner.py) runs a container on one engine;
 ``ServiceRuntime`` (swarmspawner.py) runs a one-replica swarm service. Each step raises
@@ -23,7 +24,7 @@ import contextlib
 
 class Runtime:
     """The steps one kind of Docker object takes through a spawn (override them all
-    but ``announce``, ``reuse``, ``boot_slot`` and ``after_start``). The spawn passes
+    but ``announce``, ``assigned_devices``, ``reuse``, ``boot_slot`` and ``after_start``). The spawn passes
     arguments by position, so an override names them as suits its object."""
 
     #: What the spawn page calls the object, and the progress when it is created.
@@ -35,6 +36,12 @@ class Runtime:
 
     def announce(self):
         """Say anything the user should know before this spawn begins."""
+
+    @contextlib.asynccontextmanager
+    async def assigned_devices(self, settings):
+        """An async context yielding ``settings`` with the devices (GPUs) this server is
+        given, held for it until the context ends (the spawn succeeded or failed)."""
+        yield settings
 
     async def replace_stale(self, settings):
         """Remove objects of earlier runs of this server that must not be reused; return

@@ -12,6 +12,7 @@ import dataclasses
 from types import MappingProxyType
 from typing import Mapping, Optional, Tuple
 
+from .gpus import LABEL_GPUS, gpu_label
 from .ownership import ROOT_START_CAPABILITIES
 
 # Users a container runs as root with (as Docker takes them).
@@ -101,6 +102,7 @@ class ServiceOptions:
     extra_resources_spec: Mapping = _empty()
     extra_task_spec: Mapping = _empty()
     extra_endpoint_spec: Mapping = _empty()
+    gpu_resource_kind: str = "NVIDIA-GPU"  # the generic resource nodes advertise their GPUs as
 
     @classmethod
     def create(cls, **fields):
@@ -137,6 +139,8 @@ class ServerSettings:
     extra_create: Mapping = _empty()
     extra_host: Mapping = _empty()
     stop_timeout: int = 10
+    gpus: int = 0  # how many GPUs the server asks for
+    gpu_ids: Tuple = ()  # the host's devices it was given (single engine; see gpus.py)
     service: Optional[ServiceOptions] = None
 
     @classmethod
@@ -145,6 +149,14 @@ class ServerSettings:
 
     def replace(self, **fields):
         return dataclasses.replace(self, **{k: freeze(v) for k, v in fields.items()})
+
+    def with_gpus(self, device_ids):
+        """These settings with ``device_ids`` given to the server, recorded in its labels."""
+        labels = dict(self.labels)
+        labels.pop(LABEL_GPUS, None)
+        if device_ids:
+            labels[LABEL_GPUS] = gpu_label(device_ids)
+        return self.replace(gpu_ids=tuple(device_ids), labels=labels)
 
     @property
     def non_root(self):
@@ -215,6 +227,10 @@ def container_create_args(settings):
     for field, value in _limit_values(settings.limits):
         key, convert = by_field[field]
         host_config[key] = convert(value)
+    if settings.gpu_ids:
+        host_config["device_requests"] = [
+            {"driver": "nvidia", "device_ids": list(settings.gpu_ids), "capabilities": [["gpu"]]}
+        ]
     if settings.publish_on is not None:
         host_config["port_bindings"] = {settings.port: (settings.publish_on,)}
     host_config.update(thaw(settings.extra_host))
@@ -296,6 +312,11 @@ def service_spec(settings):
     for field, value in _limit_values(settings.limits):
         section, key, convert = by_field[field]
         resources[section][key] = convert(value)
+    if settings.gpus:
+        # The swarm picks a node with that many free and hands the task their ids.
+        resources["Reservations"]["GenericResources"] = [
+            {"DiscreteResourceSpec": {"Kind": service.gpu_resource_kind, "Value": settings.gpus}}
+        ]
     resources.update(thaw(service.extra_resources_spec))
 
     task = {

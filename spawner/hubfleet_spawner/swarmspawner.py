@@ -108,6 +108,8 @@ REFUSED_OPTIONS = {
                    "image with a non-root USER"),
     "existing_volumes": (bool, "the hub sees only the manager's volumes, not those on the nodes, so it cannot tell "
                          "which exist; mount them with `volumes` (swarm creates a missing one on the task's node)"),
+    "gpu_devices": (bool, "the swarm gives each service GPUs of its node's generic resources (gpu_resource_kind); "
+                    "advertise them on the nodes with docker_engine_node_generic_resources"),
     "remove_volumes_on_delete": (bool, "the hub reaches only the manager's engine, not the volumes on the nodes; "
                                  "remove a user's volumes on each node with the hubfleet.jupyterhub.user_volumes "
                                  "module (state: absent)"),
@@ -227,6 +229,14 @@ class SwarmSpawner(DockerSpawner):
         help="Options for `volume_driver`; strings may use the name fields, e.g. a per-user NFS device.",
     ).tag(config=True)
 
+    gpu_resource_kind = Unicode(
+        "NVIDIA-GPU",
+        help="""The generic resource a node's GPUs are advertised as (dockerd
+        `node-generic-resources`, e.g. "NVIDIA-GPU=GPU-1a2b…"): a server asking for
+        `gpus` reserves that many, so it lands on a node with enough free, and the
+        node's NVIDIA runtime gives the task the reserved devices.""",
+    ).tag(config=True)
+
     pending_grace = Float(
         5.0,
         help="Seconds a task may stay pending with a scheduler error (no suitable node) before the spawn fails with it.",
@@ -318,6 +328,7 @@ class SwarmSpawner(DockerSpawner):
             extra_resources_spec=await self._resolve(self.extra_resources_spec) or {},
             extra_task_spec=await self._resolve(self.extra_task_spec) or {},
             extra_endpoint_spec=await self._resolve(self.extra_endpoint_spec) or {},
+            gpu_resource_kind=self.gpu_resource_kind,
         )
         return settings.replace(service=service, publish_on=None)
 

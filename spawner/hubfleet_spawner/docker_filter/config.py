@@ -4,8 +4,8 @@
 ``extra_create_kwargs``, ``extra_host_config`` and swarm ``extra_*_spec`` is put into
 the request the spawner would send and judged by the filter's rules; settings the
 policy does not cover (a ``post_start_cmd`` other than the filter's exec command, ``allow_root``, a pull policy
-that pulls) are refused too. The error names the option, so the hub fails at start
-with the reason, not at a user's spawn. Callables can only be judged at spawn time,
+that pulls, ``gpu_devices`` the filter does not allowlist) are refused too. The error names the option, so the
+hub fails at start with the reason, not at a user's spawn. Callables can only be judged at spawn time,
 by the filter itself.
 """
 
@@ -106,6 +106,10 @@ def check_hub_config(c, policy):
         if command and (not isinstance(command, (str, list)) or exec_argv(command) not in policy.exec_commands):
             refuse("post_start_cmd", "rule exec: the filter lets the hub exec only the command set by "
                    "jupyterhub_post_start_cmd (%s)" % (policy.exec_commands or "none"))
+        devices = section.get("gpu_devices") if "gpu_devices" in section else None
+        if isinstance(devices, list) and set(devices) - set(policy.gpus):
+            refuse("gpu_devices", "rule devices: GPU %s is not allowlisted (jupyterhub_gpu_devices)"
+                   % ", ".join(sorted(set(devices) - set(policy.gpus))))
         if section.get("allow_root") is True and not policy.allow_root:
             refuse("allow_root", "rule user: root is off for this hub (jupyterhub_docker_filter_allow_root)")
         pull_policy = str(section.get("pull_policy", "") if "pull_policy" in section else "").lower()

@@ -25,6 +25,8 @@ _SHARED_NAMESPACE = re.compile(r"^(host|container:.*)$")
 _SAFE_SECURITY_OPTS = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
 # Pseudo-networks a container may name besides the hub's own networks.
 _NO_NETWORK = ("none",)
+# What a GPU device request may ask the NVIDIA runtime for (each set must include "gpu").
+GPU_CAPABILITIES = ("gpu", "compute", "utility", "graphics", "video", "display", "compat32")
 
 
 class Refused(Exception):
@@ -49,7 +51,8 @@ class Policy:
     ``hub``: the hubfleet.hub label value; ``networks``: names of the networks its
     servers join; ``bind_dirs``: host directories bind mounts may come from;
     ``allow_root``: user servers may run as root; ``devices``: host device paths an
-    operator allows (GPUs); ``exec_commands``: the commands the spawner's post_start_cmd
+    operator allows; ``gpus``: GPU device ids (NVIDIA indexes or UUIDs) device requests
+    may name; ``exec_commands``: the commands the spawner's post_start_cmd
     runs (argv lists, see ``exec_argv``), the only ones an exec may run (none: no exec);
     ``allow_pull``: the pull policy pulls; ``require_memory_limit`` /
     ``require_cpu_limit`` / ``require_pids_limit``: creations must carry them;
@@ -62,6 +65,7 @@ class Policy:
         "bind_dirs": list,
         "allow_root": bool,
         "devices": list,
+        "gpus": list,
         "exec_commands": list,
         "allow_pull": bool,
         "require_memory_limit": bool,
@@ -75,6 +79,7 @@ class Policy:
         "bind_dirs": [],
         "allow_root": False,
         "devices": [],
+        "gpus": [],
         "exec_commands": [],
         "allow_pull": False,
         "require_memory_limit": True,
@@ -283,6 +288,28 @@ def _require_limits(policy, memory, cpu, pids, what):
         raise Refused("limits", "%s has no pids limit" % what)
 
 
+def check_device_requests(policy, requests, what):
+    """Device requests only of the nvidia driver, for GPUs named one by one, all allowlisted:
+    never a count (the engine would choose, -1 means every GPU), never driver options."""
+    for request in requests or []:
+        if not isinstance(request, dict):
+            raise Refused("devices", "%s: a device request must be an object" % what)
+        if request.get("Driver") not in (None, "", "nvidia"):
+            raise Refused("devices", "%s: device requests of driver %r are not allowed (only nvidia GPUs)"
+                          % (what, request.get("Driver")))
+        groups = request.get("Capabilities") or []
+        if not groups or not all(isinstance(g, list) and "gpu" in g and set(g) <= set(GPU_CAPABILITIES)
+                                 for g in groups):
+            raise Refused("devices", "%s: a device request may ask only for GPUs (capabilities %r)" % (what, groups))
+        if request.get("Count") not in (None, 0) or request.get("Options"):
+            raise Refused("devices", "%s: a GPU request must name its devices, with no count or options" % what)
+        ids = request.get("DeviceIDs") or []
+        refused = [d for d in ids if d not in policy.gpus] if ids else ["(none named)"]
+        if refused:
+            raise Refused("devices", "%s: GPU %s is not allowlisted (allowed: %s)"
+                          % (what, ", ".join(map(str, refused)), ", ".join(policy.gpus) or "none"))
+
+
 def check_security_opts(options, what):
     for option in options or []:
         if str(option).replace(" ", "") not in _SAFE_SECURITY_OPTS:
@@ -342,8 +369,7 @@ def check_container_create(policy, body):
         path = (device or {}).get("PathOnHost") if isinstance(device, dict) else device
         if path not in policy.devices:
             raise Refused("devices", "%s: device %s is not allowlisted" % (what, path))
-    if host.get("DeviceRequests") and not policy.devices:
-        raise Refused("devices", "%s: device requests (GPUs) are not allowlisted" % what)
+    check_device_requests(policy, host.get("DeviceRequests"), what)
     if host.get("DeviceCgroupRules"):
         raise Refused("devices", "%s may not add device cgroup rules" % what)
     check_security_opts(host.get("SecurityOpt"), what)

@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT))
 from testbed.hub import Hub  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
 
+TEST_GPU = "GPU-hubfleet-test-0"
+
 
 @pytest.fixture(scope="session")
 def image():
@@ -23,7 +25,8 @@ def image():
 @pytest.fixture(scope="session")
 def hub(image, tmp_path_factory):
     """One hub for the session; tests use distinct user names."""
-    hub = Hub(tmp_path_factory.mktemp("hub"), image=image)
+    # One GPU id the filter allows (there is no GPU here: the engine refuses to start it).
+    hub = Hub(tmp_path_factory.mktemp("hub"), image=image, filter_policy={"gpus": [TEST_GPU]})
     try:
         hub.start()
         yield hub

@@ -208,3 +208,18 @@ def test_wrong_network_fails_fast(hub):
     assert elapsed < 10
     assert "hubfleet-no-such-network" in message and "does not exist" in message
     assert user_containers(hub, "pia") == []
+
+
+def test_a_gpu_request_passes_the_filter_only_for_allowlisted_gpus_and_a_shortage_is_named(hub):
+    """No GPU on this machine: the engine itself refuses to start a container asking the
+    nvidia driver for a device, which shows the request got through the filter."""
+    from conftest import TEST_GPU
+
+    _, message = failed_spawn(hub, "gpu-ada", gpus=1, gpu_devices=[TEST_GPU])
+    assert 'could not select device driver "nvidia"' in message, message
+    _, message = failed_spawn(hub, "gpu-bob", gpus=1, gpu_devices=["GPU-not-allowed"])
+    assert "GPU GPU-not-allowed is not allowlisted" in message, message
+    elapsed, message = failed_spawn(hub, "gpu-cy", gpus=2, gpu_devices=[TEST_GPU])
+    assert elapsed < 10
+    assert "asks for 2 GPUs, but only 1 of this host's 1 is free" in message, message
+    assert user_containers(hub, "gpu-cy") == []

@@ -374,6 +374,7 @@ def test_a_hub_config_the_filter_accepts_passes():
     ("DockerSpawner", "post_start_cmd", "touch /tmp/x", "exec"),
     ("DockerSpawner", "allow_root", True, "user"),
     ("DockerSpawner", "pull_policy", "always", "pull"),
+    ("DockerSpawner", "gpu_devices", ["0"], "devices"),
 ])
 def test_a_hub_config_the_filter_would_refuse_fails_at_start_naming_the_option(section, option, value, rule):
     with pytest.raises(HubConfigError) as info:
@@ -461,3 +462,63 @@ def test_root_start_servers_need_the_policy_and_get_only_setuid_setgid_chown(pol
     decide(root_start, "POST", "/containers/create", None, body)
     body["HostConfig"]["CapAdd"].append("DAC_OVERRIDE")
     assert refused(root_start, "POST", "/containers/create", body).rule == "cap-add"
+
+
+# --- GPUs -------------------------------------------------------------------------------
+
+GPU_POLICY = dict(hub=HUB, networks=["hub1"], gpus=["0", "GPU-4f1c"])
+
+
+def gpu_request(**fields):
+    """A device request as the Docker SDK sends the spawner's (Count 0, Options {})."""
+    return dict({"Driver": "nvidia", "Count": 0, "DeviceIDs": ["0"], "Capabilities": [["gpu"]], "Options": {}}, **fields)
+
+
+def test_a_request_for_allowlisted_gpus_is_allowed():
+    gpus = Policy(**GPU_POLICY)
+    for request in (gpu_request(), gpu_request(DeviceIDs=["0", "GPU-4f1c"]),
+                    gpu_request(Capabilities=[["gpu", "compute", "utility"]], Driver="")):
+        decide(gpus, "POST", "/containers/create", None, container(DeviceRequests=[request]))
+
+
+@pytest.mark.parametrize("request_fields, why", [
+    ({"DeviceIDs": ["1"]}, "GPU 1 is not allowlisted"),
+    ({"DeviceIDs": ["0", "1"]}, "GPU 1 is not allowlisted"),
+    ({"DeviceIDs": []}, "(none named)"),
+    ({"DeviceIDs": None, "Count": -1}, "must name its devices"),
+    ({"Count": 1}, "must name its devices"),
+    ({"Options": {"x": "y"}}, "must name its devices"),
+    ({"Driver": "other"}, "driver 'other'"),
+    ({"Capabilities": [["compute"]]}, "only for GPUs"),
+    ({"Capabilities": [["gpu", "something-else"]]}, "only for GPUs"),
+    ({"Capabilities": []}, "only for GPUs"),
+])
+def test_a_gpu_request_is_refused_unless_it_names_allowlisted_gpus(request_fields, why):
+    refusal = refused(Policy(**GPU_POLICY), "POST", "/containers/create",
+                      container(DeviceRequests=[gpu_request(**request_fields)]))
+    assert refusal.rule == "devices"
+    assert why in refusal.message
+
+
+def test_gpu_requests_are_refused_when_no_gpu_is_allowlisted_even_with_devices_allowed():
+    devices_only = Policy(hub=HUB, networks=["hub1"], devices=["/dev/nvidia0"])
+    assert refused(devices_only, "POST", "/containers/create",
+                   container(DeviceRequests=[gpu_request()])).rule == "devices"
+
+
+def test_the_spawners_gpu_request_passes_the_filter():
+    from docker.types import HostConfig
+
+    from hubfleet_spawner.specs import ServerSettings, container_create_args
+
+    settings = ServerSettings.create(image="img", name="srv", labels=labels(), user="1000").with_gpus(("GPU-4f1c",))
+    host = container_create_args(settings)["host_config"]
+    body = container()
+    body["HostConfig"]["DeviceRequests"] = dict(HostConfig(version="1.41", **host))["DeviceRequests"]
+    decide(Policy(**GPU_POLICY), "POST", "/containers/create", None, body)
+
+
+def test_gpu_devices_the_filter_allowlists_pass():
+    check_hub_config(hub_config(DockerSpawner={"gpu_devices": ["0", "GPU-4f1c"], "gpus": 1}), GPU_POLICY)
+    with pytest.raises(HubConfigError, match=r"c\.DockerSpawner\.gpu_devices.*GPU 1 is not allowlisted"):
+        check_hub_config(hub_config(DockerSpawner={"gpu_devices": ["0", "1"]}), GPU_POLICY)

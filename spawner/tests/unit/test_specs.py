@@ -357,3 +357,35 @@ async def test_a_system_user_server_runs_as_the_host_account_looked_up_once(monk
         ],
     )
     assert container_create_args(settings) == expected
+
+
+# --- GPUs ------------------------------------------------------------------------------
+
+GPU_REQUEST = {"driver": "nvidia", "device_ids": ["1", "2"], "capabilities": [["gpu"]]}
+
+
+async def test_gpus_on_a_container_are_a_device_request_of_the_assigned_ids_and_a_label():
+    settings = await settings_of(DockerSpawner, gpus=2, gpu_devices=["0", "1", "2"])
+    assert settings.gpus == 2 and settings.gpu_ids == ()
+    expected = container_defaults(device_requests=[GPU_REQUEST])
+    expected["labels"] = dict(server_labels(), **{"hubfleet.gpus": "1,2"})
+    assert container_create_args(settings.with_gpus(("1", "2"))) == expected
+    # No GPUs asked: no device request, no label.
+    assert container_create_args(await settings_of(DockerSpawner, gpu_devices=["0"])) == container_defaults()
+
+
+async def test_gpus_on_a_service_are_a_generic_resource_reservation():
+    settings = await settings_of(SwarmSpawner, gpus=lambda spawner: 1, gpu_resource_kind="gpu")
+    expected = service_defaults(
+        resources={"Limits": {"Pids": 1024},
+                   "Reservations": {"GenericResources": [{"DiscreteResourceSpec": {"Kind": "gpu", "Value": 1}}]}},
+    )
+    assert service_spec(settings) == expected
+
+
+async def test_a_gpu_count_that_is_not_a_whole_number_fails_the_spawn():
+    from hubfleet_spawner.errors import SpawnError
+
+    for count in (-1, 1.5, "2", True):
+        with pytest.raises(SpawnError, match="whole number of GPUs"):
+            await settings_of(DockerSpawner, gpus=lambda spawner, count=count: count)

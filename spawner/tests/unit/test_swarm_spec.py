@@ -120,6 +120,7 @@ async def test_the_network_must_be_an_overlay(network, refused):
         ("extra_host_config", {"shm_size": "1g"}),
         ("root_start", True),
         ("remove_volumes_on_delete", True),
+        ("gpu_devices", ["0"]),
         ("extra_create_kwargs", {"working_dir": "/w", "domainname": "x", "volumes": ["/v"]}),
     ],
 )
