@@ -81,6 +81,8 @@ class ContainerView:
         self._loop = None
         # container id -> callable(state or None), called once when it stops running
         self._watchers = {}
+        # container id -> futures of stops waiting for it to stop running (see ``stopped``)
+        self._stop_waiters = {}
         self._claimed = set()
         self._orphan_reaper = None  # (grace seconds, async stop(container_id))
         self._born = time.time()
@@ -193,7 +195,30 @@ class ContainerView:
         """No longer call the watcher of ``container_id`` (a stop the hub asked for)."""
         self._watchers.pop(container_id, None)
 
+    def stopped(self, container_id):
+        """A future that is done once ``container_id`` no longer runs (its die or destroy
+        event, or a listing that finds it stopped or gone). Ask for it before signalling
+        the container, so its death cannot come before the question."""
+        future = asyncio.get_running_loop().create_future()
+        state = self._containers.get(container_id)
+        if container_id in self._containers and not state.running:
+            future.set_result(None)
+        else:
+            self._stop_waiters.setdefault(container_id, []).append(future)
+            future.add_done_callback(lambda f: self._forget_waiter(container_id, f))
+        return future
+
+    def _forget_waiter(self, container_id, future):
+        waiters = self._stop_waiters.get(container_id, [])
+        if future in waiters:
+            waiters.remove(future)
+        if not waiters:
+            self._stop_waiters.pop(container_id, None)
+
     def _notify_stopped(self, container_id, state):
+        for future in list(self._stop_waiters.get(container_id, [])):
+            if not future.done():
+                future.set_result(None)
         on_stopped = self._watchers.pop(container_id, None)
         if on_stopped is None:
             return
@@ -276,7 +301,7 @@ class ContainerView:
                 containers[container_id] = state
         self._containers = containers
         # Deaths whose events were missed (a daemon restart, a dropped stream).
-        for container_id in list(self._watchers):
+        for container_id in set(self._watchers) | set(self._stop_waiters):
             state = containers.get(container_id)
             if state is None or not state.running:
                 self._notify_stopped(container_id, state)

@@ -138,7 +138,7 @@ class ServerSettings:
     links: Mapping = _empty()
     extra_create: Mapping = _empty()
     extra_host: Mapping = _empty()
-    stop_timeout: int = 10
+    stop_timeout: int = 5
     gpus: int = 0  # how many GPUs the server asks for
     gpu_ids: Tuple = ()  # the host's devices it was given (single engine; see gpus.py)
     service: Optional[ServiceOptions] = None

@@ -187,3 +187,22 @@ def test_no_grace_means_no_reaping():
     view = view_over(HeldListing([]))
     view.reap_orphans(0, None)
     assert view._orphan_reaper is None
+
+
+async def test_a_stop_waiting_on_the_view_is_told_by_the_die_event_or_a_listing():
+    view = view_over(HeldListing([]))
+    view.note(ContainerState("a", "a", "running"))
+    view.note(ContainerState("b", "b", "running"))
+    by_event, by_listing = view.stopped("a"), view.stopped("b")
+    assert not by_event.done() and not by_listing.done()
+    view._apply_event({"Action": "die", "id": "a", "Actor": {"ID": "a", "Attributes": {"exitCode": "0"}}})
+    await asyncio.sleep(0)
+    assert by_event.done() and not by_listing.done()
+    view.api.release.set()
+    await view._list()  # b is gone: the events were missed
+    assert by_listing.done()
+    await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+    assert view._stop_waiters == {}
+    # Already stopped: done at once.
+    view.note(ContainerState("c", "c", "exited", exit_code=0))
+    assert view.stopped("c").done()

@@ -98,7 +98,7 @@ def service_defaults(container=None, resources=None, **task):
         "Env": ["JUPYTERHUB_API_TOKEN=token"],
         "Labels": server_labels(),
         "Mounts": [],
-        "StopGracePeriod": 10_000_000_000,
+        "StopGracePeriod": 5_000_000_000,
         "User": "jovyan",
         "CapabilityDrop": ["ALL"],
     }
