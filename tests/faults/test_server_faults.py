@@ -6,7 +6,6 @@ polls its spawners only every 60 s here, so a hub that notices a death within se
 can only have learned it from the spawner's Docker events.
 """
 
-import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from testbed.hub import Hub  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
+from testbed.drills import login, stopped_reason_on, visit  # noqa: E402
 
 POLL_INTERVAL = 60
 # Far below the poll interval: only the events path can be this quick.
@@ -48,33 +48,6 @@ def seconds_until_stopped(hub, user, timeout=POLL_INTERVAL + 30):
     started = time.monotonic()
     hub.wait_stopped(user, timeout=timeout)
     return time.monotonic() - started
-
-
-def login(hub, user):
-    """A browser-like session of ``user`` (the test hub's dummy authenticator)."""
-    session = requests.Session()
-    page = session.get(hub.url + "/hub/login", timeout=30)
-    xsrf = session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-    r = session.post(
-        hub.url + "/hub/login",
-        data={"username": user, "password": "any", "_xsrf": xsrf},
-        timeout=30,
-        allow_redirects=False,
-    )
-    assert r.status_code == 302, r.text
-    return session
-
-
-def visit(session, hub, user):
-    """The user's next visit to their server's URL: (seconds, final response)."""
-    started = time.monotonic()
-    r = session.get(hub.url + "/user/%s/lab" % user, timeout=30)
-    return time.monotonic() - started, r
-
-
-def stopped_reason_on(page):
-    match = re.search(r'id="hubfleet-stopped-reason"[^>]*>(.*?)</div>', page, re.S)
-    return match.group(1) if match else None
 
 
 def spawn_ready(hub, user, **overrides):
