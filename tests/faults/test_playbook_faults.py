@@ -27,6 +27,7 @@ import pytest
 import requests
 
 from testbed.hub import free_port
+from testbed.hub_rules import remove_hub_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 RECAP = re.compile(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)")
@@ -235,6 +236,8 @@ class HealthWatch:
 
 
 def remove_hub(name, config_dir):
+    """Remove the hub's Docker objects by label, its configuration and its network isolation rules."""
+    remove_hub_rules(name)
     for kind, flags in (("container", ["-a"]), ("volume", []), ("network", [])):
         ids = subprocess.run(["docker", kind, "ls", "-q"] + flags + ["--filter", "label=hubfleet.hub=" + name],
                              capture_output=True, text=True, check=False).stdout.split()

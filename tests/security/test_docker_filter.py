@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from testbed.host_lock import host_lock as hold_host_lock  # noqa: E402
+from testbed.hub_rules import remove_hub_rules  # noqa: E402
 
 # Run inside the hub container: each forbidden request, and what the engine (through the
 # filter) answered. Arguments: JSON {image, network, other_container, unlabelled_container,
@@ -139,8 +140,11 @@ def deployment(host_lock):
         yield {"name": name, "label": label, "port": port, "client": client,
                "hub": client.containers.get("%s-hub" % name)}
     finally:
-        remove_by_label(client, label)
-        shutil.rmtree("/etc/hubfleet/%s" % name, ignore_errors=True)
+        try:
+            remove_by_label(client, label)
+            shutil.rmtree("/etc/hubfleet/%s" % name, ignore_errors=True)
+        finally:
+            remove_hub_rules(name)
 
 
 @pytest.fixture(scope="module")
