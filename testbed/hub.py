@@ -76,7 +76,7 @@ c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{"admin"}}
 c.JupyterHub.services = [{{"name": "testbed", "api_token": {api_token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "testbed", "scopes": ["admin:users", "admin:servers", "access:servers", "read:users", "tokens"], "services": ["testbed"]}}]
+c.JupyterHub.load_roles = [{{"name": "testbed", "scopes": ["admin:users", "admin:servers", "admin:groups", "access:servers", "read:users", "tokens"], "services": ["testbed"]}}]
 c.JupyterHub.spawner_class = {spawner_class!r}
 import hubfleet_spawner  # noqa: E402
 c.JupyterHub.template_paths = [hubfleet_spawner.TEMPLATES_DIR]

@@ -40,7 +40,7 @@ from .gpus import GPUAssigner, GPUShortage, held_gpus
 from .reflector import ContainerState, ContainerView
 from .runtime import Runtime
 from .specs import ROOT_USERS, Limits, ServerSettings, container_create_args, limits_environment, thaw
-from .volumes import plan_volumes, render_nested, render_source
+from .volumes import plan_group_volumes, plan_volumes, render_nested, render_source
 
 DEFAULT_IMAGE = "hubfleet/singleuser:latest"
 LOG_LINES_ON_FAILURE = 20
@@ -325,6 +325,17 @@ class DockerSpawner(Spawner):
                     "when they exist (use `volumes` for host paths)." % source
                 )
         return proposal.value
+
+    group_volumes = Dict(
+        help="""Volumes of each JupyterHub group the user is a member of: {volume name
+        template: guest path template}, with the name fields plus {groupname} (the
+        group's name, escaped as user names are), e.g. {"{prefix}-group-{groupname}":
+        "{home}/groups/{groupname}"}. Mounted read-write for the group's members only:
+        others do not see it. Created labelled for the group (hubfleet.kind=group-volume,
+        hubfleet.group), never for a user, so no user's deletion removes it; its root is
+        made writable for every member at creation (mode 0777), whatever uid each
+        member's image runs as.""",
+    ).tag(config=True)
 
     default_home = Unicode(
         "/home/jovyan",
@@ -828,7 +839,7 @@ class DockerSpawner(Spawner):
                     name=name,
                     driver=driver.get("Name"),
                     driver_opts=driver.get("Options") or None,
-                    labels=dict(settings.volume_labels, **{ownership.LABEL_PREPARED: "1"}),
+                    labels=dict(settings.group_volumes.get(name, settings.volume_labels), **{ownership.LABEL_PREPARED: "1"}),
                 )
                 created.append(name)
             else:
@@ -851,7 +862,7 @@ class DockerSpawner(Spawner):
                 environment=settings.environment_list,
                 image_environment=(image_info.get("Config") or {}).get("Env") or [],
             )
-            to_prepare = ownership.mounts_to_prepare(settings.volume_plan(), created, prepared)
+            to_prepare = ownership.mounts_to_prepare(settings.volume_plan(), created, prepared, settings.group_volumes)
             if owner is None or not to_prepare:
                 return
             self.emit(35, "Preparing your files")
@@ -901,9 +912,24 @@ class DockerSpawner(Spawner):
 
         return formatter
 
+    def group_names(self):
+        """The names of the JupyterHub groups the user is a member of."""
+        if not self.group_volumes:
+            return []
+        return [group.name for group in getattr(self.user, "groups", None) or []]
+
+    def group_volume_labels(self, group):
+        """Labels of a group's volume: the group's, never a user's."""
+        return labels.object_labels(
+            self.hub_label, labels.KIND_GROUP_VOLUME, extra={labels.LABEL_GROUP: group}
+        )
+
     def mount_targets(self):
         """Every configured mount target template (guest paths)."""
-        specs = list(self.volumes.values()) + list(self.read_only_volumes.values()) + list(self.existing_volumes.values())
+        specs = [
+            *self.volumes.values(), *self.read_only_volumes.values(), *self.existing_volumes.values(),
+            *self.group_volumes.values(),
+        ]
         targets = [spec.get("bind", "") if isinstance(spec, dict) else spec for spec in specs]
         return targets + [m.get("target", m.get("Target", "")) for m in self.mounts]
 
@@ -956,6 +982,7 @@ class DockerSpawner(Spawner):
         volumes = dict(self.volumes, **await self.present_existing_volumes(names))
         templates = list(volumes) + list(self.read_only_volumes) + [m.get("source", "") for m in self.mounts]
         plan = plan_volumes(volumes, self.read_only_volumes, self.mounts, names, self._volume_name_formatter())
+        group_owners = plan_group_volumes(plan, self.group_volumes, self.group_names(), names, self.escape)
         internal = self.use_internal_ip or self.use_internal_hostname
         return ServerSettings.create(
             image=image,
@@ -968,6 +995,7 @@ class DockerSpawner(Spawner):
             mounts=plan.mounts,
             named_volumes=plan.named_volumes,
             volume_drivers=plan.volume_drivers,
+            group_volumes={name: self.group_volume_labels(group) for name, group in group_owners.items()},
             user=user,
             root_start=self.root_start,
             command=await self.container_command(image_info),

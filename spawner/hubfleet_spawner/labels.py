@@ -18,9 +18,11 @@ LABEL_SERVER = "hubfleet.server"
 LABEL_KIND = "hubfleet.kind"
 # On a user-server container: the host's GPU device ids it was given, comma-separated.
 LABEL_GPUS = "hubfleet.gpus"
+LABEL_GROUP = "hubfleet.group"
 
 KIND_USER_SERVER = "user-server"
 KIND_USER_VOLUME = "user-volume"
+KIND_GROUP_VOLUME = "group-volume"
 KIND_VOLUME_PREP = "volume-prep"
 KIND_HUB = "hub"
 KIND_HUB_DATA = "hub-data"

@@ -52,6 +52,8 @@ TEMPLATE_FIELDS = (
     "imagename",
     # Mount targets only: the server user's home in the image (home.py), known per spawn.
     "home",
+    # group_volumes only: one of the user's JupyterHub groups, escaped as user names are.
+    "groupname",
 )
 
 _DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -173,7 +175,8 @@ def render(template, names):
         return template.format(**names)
     except KeyError as e:
         raise UnsafeNameError(
-            "Template %r uses {%s}, which is not known here ({home} only in mount targets)." % (template, e.args[0])
+            "Template %r uses {%s}, which is not known here ({home} only in mount targets, "
+            "{groupname} only in group_volumes)." % (template, e.args[0])
         ) from None
 
 

@@ -37,6 +37,7 @@ LABEL_PREPARED = "hubfleet.prepared"
 
 ALWAYS = "always"  # a volume created for this spawn: chown its root
 IF_EMPTY = "empty"  # may hold someone's data: chown its root only when it is empty
+SHARED = "shared"  # a group's volume created for this spawn: every member may write its root
 
 # Runs in the prep container; needs /bin/sh, find and chown, as every Debian, Alpine
 # or busybox based image has. `find -maxdepth 0 -empty` looks at the root alone.
@@ -61,7 +62,10 @@ case $group in
 esac
 for spec in "$@"; do
   rule=${spec%%:*} path=${spec#*:}
-  if [ "$rule" = always ] || [ -n "$(find "$path" -maxdepth 0 -empty)" ]; then
+  if [ "$rule" = shared ]; then
+    chown "$uid:$gid" "$path" && chmod 0777 "$path"
+    echo "prepared $path for every member"
+  elif [ "$rule" = always ] || [ -n "$(find "$path" -maxdepth 0 -empty)" ]; then
     chown "$uid:$gid" "$path"
     echo "prepared $path for $uid:$gid"
   fi
@@ -105,10 +109,11 @@ def owner_spec(user, root_start=False, environment=(), image_environment=()):
     return spec
 
 
-def mounts_to_prepare(plan, created_volumes, prepared_volumes):
+def mounts_to_prepare(plan, created_volumes, prepared_volumes, shared_volumes=()):
     """The writable mounts of ``plan`` (a VolumePlan) that the server's user may not own yet.
 
-    ``created_volumes``: named volumes created for this spawn (rule ALWAYS).
+    ``created_volumes``: named volumes created for this spawn (rule ALWAYS, or SHARED for
+    those in ``shared_volumes``: group volumes, whose members may run as other uids).
     ``prepared_volumes``: existing volumes that were prepared when created (skipped).
     Other existing volumes and writable host binds get the IF_EMPTY rule. Read-only
     mounts, tmpfs and anonymous volumes are never touched.
@@ -119,7 +124,7 @@ def mounts_to_prepare(plan, created_volumes, prepared_volumes):
         if kind == "volume":
             if source in prepared_volumes and source not in created_volumes:
                 return
-            rule = ALWAYS if source in created_volumes else IF_EMPTY
+            rule = (SHARED if source in shared_volumes else ALWAYS) if source in created_volumes else IF_EMPTY
         else:
             rule = IF_EMPTY
         wanted.append(MountToPrepare(kind, source, target, rule, mount))

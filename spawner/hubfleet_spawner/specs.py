@@ -127,6 +127,7 @@ class ServerSettings:
     mounts: Tuple = ()  # Engine API Mount dicts
     named_volumes: Tuple = ()
     volume_drivers: Mapping = _empty()
+    group_volumes: Mapping = _empty()  # {volume name: its labels} of the user's groups' volumes
     user: Optional[str] = None
     root_start: bool = False
     command: Optional[Tuple] = None

@@ -106,6 +106,8 @@ REFUSED_OPTIONS = {
                           "use extra_container_spec, extra_resources_spec or extra_task_spec"),
     "root_start": (bool, "services cannot add the capabilities a root-start image needs to switch users; use an "
                    "image with a non-root USER"),
+    "group_volumes": (bool, "a group's volume would be one per node, each member's on the node their task ran on; "
+                      "use a volume driver that reaches shared storage with `volumes`"),
     "existing_volumes": (bool, "the hub sees only the manager's volumes, not those on the nodes, so it cannot tell "
                          "which exist; mount them with `volumes` (swarm creates a missing one on the task's node)"),
     "gpu_devices": (bool, "the swarm gives each service GPUs of its node's generic resources (gpu_resource_kind); "

@@ -95,6 +95,28 @@ def plan_volumes(volumes, read_only_volumes, mounts, names, format_volume_name=N
     return plan
 
 
+def plan_group_volumes(plan, group_volumes, groups, names, escape):
+    """Add to ``plan`` the volumes of each of the user's JupyterHub ``groups``: every
+    {name template: target template} of ``group_volumes`` with ``{groupname}`` (escaped by
+    ``escape``, as user names are), read-write. Returns {volume name: group name}."""
+    owners = {}
+    for group in sorted(groups):
+        group_names = dict(names, groupname=escape(group))
+        for source_template, target_template in (group_volumes or {}).items():
+            if _is_host_path(source_template):
+                raise UnsafeVolumeError("group_volumes: %r is a host path; only named volumes." % source_template)
+            name = volume_name(source_template, group_names)
+            if name in owners and owners[name] != group:
+                raise UnsafeVolumeError(
+                    "group_volumes: groups %r and %r both map to volume %s; use {groupname} in %r."
+                    % (owners[name], group, name, source_template)
+                )
+            plan._add_named(name)
+            plan.binds[name] = {"bind": _guest_path(target_template, group_names), "mode": "rw"}
+            owners[name] = group
+    return owners
+
+
 def _render_mount(mount, names, plan, format_volume_name):
     """Render a dockerspawner-style mount dict into the Engine API's Mount shape."""
     mount = dict(mount)

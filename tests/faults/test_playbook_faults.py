@@ -33,6 +33,17 @@ ROOT = Path(__file__).resolve().parents[2]
 RECAP = re.compile(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)")
 
 
+# The users' volumes as the jupyterhub role laid them out before it kept the whole home (its
+# defaults until commit 0d98b9f): one volume per user at /home/jovyan/work, JupyterLab opening
+# there, no other volume.
+OLD_LAYOUT = {
+    "jupyterhub_user_volume_template": "{prefix}-user-{username}",
+    "jupyterhub_user_volume_mount": "/home/jovyan/work",
+    "jupyterhub_notebook_dir": "/home/jovyan/work",
+    "jupyterhub_work_volume_template": "",
+}
+
+
 class Run:
     def __init__(self, rc, output, seconds, killed_at=None):
         self.rc, self.output, self.seconds, self.killed_at = rc, output, seconds, killed_at

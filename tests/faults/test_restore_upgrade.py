@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from test_playbook_faults import HealthWatch, Site, remove_hub
+from test_playbook_faults import OLD_LAYOUT, HealthWatch, Site, remove_hub
 from testbed.hub import free_port
 
 HOST_LOCK = "/tmp/hubfleet-host.lock"
@@ -30,12 +30,14 @@ BACKUP_FS_SIZE = "2m"
 
 
 class LockedSite(Site):
-    """Site whose playbook runs each hold the host lock and pin the JupyterHub version."""
+    """Site whose playbook runs each hold the host lock and pin the JupyterHub version and
+    the users' volumes of the old layout (the drills read a user's files from their work volume)."""
 
     version = OLD_VERSION
+    layout = OLD_LAYOUT
 
     def argv(self, playbook, *extra):
-        return super().argv(playbook, {"images_jupyterhub_version": self.version}, *extra)
+        return super().argv(playbook, dict(self.layout, images_jupyterhub_version=self.version), *extra)
 
     def run(self, *extra, **kwargs):
         # Taken here, not by flock(1) in the command: waiting for another deployment on this

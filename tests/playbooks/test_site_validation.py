@@ -85,6 +85,11 @@ CASES = {
     # Refused by the role's argument spec (entry point validate), no assert of validate.yml.
     "unknown spawner": (["jupyterhub_spawner=kubernetes"], "jupyterhub_spawner"),
     "profile without an image": (['{"jupyterhub_profiles": [{"name": "Python"}]}'], "jupyterhub_profiles"),
+    "one volume as a user's home and work folder": (
+        ["jupyterhub_user_volume_template={prefix}-user-{username}"], "jupyterhub_work_volume_template"),
+    "group volumes without the group name": (["jupyterhub_group_volume_template=shared"],
+                                             "jupyterhub_group_volume_template"),
+    "a course folder that is no host directory": (["jupyterhub_course_source=course"], "jupyterhub_course_source"),
 }
 
 

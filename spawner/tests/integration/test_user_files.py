@@ -253,3 +253,54 @@ def test_an_old_work_volume_is_mounted_where_it_was_and_new_users_get_none(hub, 
     assert {"%s-user-%s" % (hub.prefix, old_user), "%s-home-%s" % (hub.prefix, old_user),
             "%s-home-%s" % (hub.prefix, new_user)} <= volumes
     assert "%s-user-%s" % (hub.prefix, new_user) not in volumes
+
+
+# --- Shared folders: a read-only course folder, a read-write folder per JupyterHub group ----------
+
+GROUP_VOLUME = "{prefix}-group-{groupname}"
+
+
+def test_group_members_share_their_folder_others_cannot_list_it_and_the_course_refuses_writes(
+    hub, images, tmp_path
+):
+    """Two members whose images run as different uids (1000 and 1001) write and read their
+    group's folder; a third user has no such folder; the course folder is read-only."""
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "syllabus.txt").write_text("week 1")
+    course.chmod(0o755)
+    (course / "syllabus.txt").chmod(0o644)
+    members = {"grpcarol": "minimal", "grpdan": "uid1001"}
+    for user, shape in dict(members, grperin="minimal").items():
+        hub.create_user(user)
+        hub.set_overrides(user, image=images[shape], volumes={HOME_VOLUME: "{home}"}, notebook_dir="~",
+                          group_volumes={GROUP_VOLUME: "{home}/groups/{groupname}"},
+                          read_only_volumes={str(course): "{home}/course"})
+    response = hub.api("POST", "/groups/proj", json={"users": sorted(members)})
+    assert response.status_code == 201, response.text
+
+    carol = spawn_ready(hub, "grpcarol")
+    assert save_file(hub, "grpcarol", "groups/proj/plan.txt", "from carol").status_code in (200, 201)
+    dan = spawn_ready(hub, "grpdan")
+    assert read_file(hub, "grpdan", "groups/proj/plan.txt") == "from carol"
+    assert save_file(hub, "grpdan", "groups/proj/results.txt", "from dan").status_code in (200, 201)
+    assert read_file(hub, "grpcarol", "groups/proj/results.txt") == "from dan"
+    owners = carol.exec_run(["stat", "-c", "%u %n", "/home/jovyan/groups/proj/plan.txt",
+                             "/home/jovyan/groups/proj/results.txt"]).output.decode().split("\n")[:2]
+    assert owners == ["1000 /home/jovyan/groups/proj/plan.txt", "1001 /home/jovyan/groups/proj/results.txt"]
+    assert_unprivileged(dan)
+
+    spawn_ready(hub, "grperin")
+    assert hub.user_server_get("grperin", "api/contents/groups/proj").status_code == 404
+    assert hub.user_server_get("grperin", "api/contents/groups").status_code == 404
+
+    assert read_file(hub, "grpcarol", "course/syllabus.txt") == "week 1"
+    refused = save_file(hub, "grpcarol", "course/answers.txt", "mine")
+    assert refused.status_code >= 400, refused.text
+    assert sorted(p.name for p in course.iterdir()) == ["syllabus.txt"]
+
+    [volume] = hub.docker.volumes.list(filters={"label": "hubfleet.group=proj"})
+    assert volume.name == "%s-group-proj" % hub.prefix
+    assert volume.attrs["Labels"]["hubfleet.kind"] == "group-volume" and "hubfleet.user" not in volume.attrs["Labels"]
+    for user in ("grpcarol", "grpdan", "grperin"):
+        hub.stop_server(user)

@@ -222,3 +222,68 @@ def test_existing_volumes_refuses_host_paths():
 def test_the_swarm_spawner_refuses_existing_volumes():
     with pytest.raises(TraitError, match="existing_volumes"):
         make(None, cls=SwarmSpawner, existing_volumes={"{prefix}-user-{username}": "{home}/work"})
+
+
+# --- group_volumes --------------------------------------------------------------------------
+
+
+def test_each_group_of_the_user_gets_its_volumes_escaped_as_user_names():
+    from hubfleet_spawner.naming import escape
+    from hubfleet_spawner.volumes import VolumePlan, plan_group_volumes
+
+    plan = VolumePlan()
+    owners = plan_group_volumes(
+        plan, {"{prefix}-group-{groupname}": "{home}/groups/{groupname}"}, ["Proj A", "bio"],
+        {"prefix": "jupyter", "home": "/home/app"}, escape,
+    )
+    assert owners == {"jupyter-group-bio": "bio", "jupyter-group-%s" % escape("Proj A"): "Proj A"}
+    assert plan.binds["jupyter-group-bio"] == {"bind": "/home/app/groups/bio", "mode": "rw"}
+    assert "/" not in escape("../etc") and "." not in escape("../etc")
+
+
+@pytest.mark.parametrize(
+    "templates, message",
+    [
+        ({"/srv/groups/{groupname}": "/g"}, "host path"),
+        ({"{prefix}-group": "/g/{groupname}"}, "both map to volume"),
+    ],
+)
+def test_group_volumes_that_would_be_unsafe_are_refused(templates, message):
+    from hubfleet_spawner.naming import escape
+    from hubfleet_spawner.volumes import UnsafeVolumeError, VolumePlan, plan_group_volumes
+
+    with pytest.raises(UnsafeVolumeError, match=message):
+        plan_group_volumes(VolumePlan(), templates, ["a", "b"], {"prefix": "jupyter"}, escape)
+
+
+def test_a_new_group_volume_is_prepared_for_every_member():
+    from hubfleet_spawner import ownership
+    from hubfleet_spawner.volumes import VolumePlan
+
+    plan = VolumePlan()
+    plan.binds = {"h": {"bind": "/home/jovyan", "mode": "rw"}, "g": {"bind": "/home/jovyan/groups/p", "mode": "rw"}}
+    rules = {m.source: m.rule for m in ownership.mounts_to_prepare(plan, ["h", "g"], [], {"g": {}})}
+    assert rules == {"h": ownership.ALWAYS, "g": ownership.SHARED}
+    # Created by another member earlier: never touched again.
+    assert [m.source for m in ownership.mounts_to_prepare(plan, ["h"], ["g"], {"g": {}})] == ["h"]
+
+
+async def test_group_volumes_follow_the_users_groups_and_carry_the_groups_labels(use):
+    use(FakeEngine())
+    config = dict(volumes={"{prefix}-home-{username}": "{home}"},
+                  group_volumes={"{prefix}-group-{groupname}": "{home}/groups/{groupname}"})
+    spawner = make(None, **config)
+    spawner.user = SimpleNamespace(name="alice", groups=[SimpleNamespace(name="proj")])
+    settings = await spawner.resolve_settings(IMAGE, WITH_HOME)
+    assert settings.binds["jupyter-group-proj"] == {"bind": "/home/jovyan/groups/proj", "mode": "rw"}
+    assert dict(settings.group_volumes) == {
+        "jupyter-group-proj": {"hubfleet.hub": "jupyter", "hubfleet.kind": "group-volume", "hubfleet.group": "proj"}
+    }
+    spawner.user = SimpleNamespace(name="alice", groups=[])  # not a member: nothing mounted
+    settings = await spawner.resolve_settings(IMAGE, WITH_HOME)
+    assert list(settings.binds) == ["jupyter-home-alice"] and not settings.group_volumes
+
+
+def test_the_swarm_spawner_refuses_group_volumes():
+    with pytest.raises(TraitError, match="group_volumes"):
+        make(None, cls=SwarmSpawner, group_volumes={"{prefix}-group-{groupname}": "/g"})
