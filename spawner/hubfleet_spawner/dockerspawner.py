@@ -984,12 +984,16 @@ class DockerSpawner(Spawner):
         plan = plan_volumes(volumes, self.read_only_volumes, self.mounts, names, self._volume_name_formatter())
         group_owners = plan_group_volumes(plan, self.group_volumes, self.group_names(), names, self.escape)
         internal = self.use_internal_ip or self.use_internal_hostname
+        server_labels = self.object_labels()
+        stop_signal = extra_create.get("stop_signal") or ((image_info or {}).get("Config") or {}).get("StopSignal")
+        if stop_signal and str(stop_signal) not in ("SIGTERM", "15"):
+            server_labels[labels.LABEL_STOP_SIGNAL] = str(stop_signal)
         return ServerSettings.create(
             image=image,
             image_info=image_info,
             name=self.object_name,
             names=names,
-            labels=self.object_labels(),
+            labels=server_labels,
             volume_labels=self.volume_labels(templates),
             binds=plan.binds,
             mounts=plan.mounts,
@@ -1219,32 +1223,37 @@ class DockerSpawner(Spawner):
         self.unwatch_server()
         ids = [self.container_id] if self.container_id else []
         if self.remove:
-            ids += [c["Id"] for c in await self.find_containers() if c["Id"] not in ids]
+            # Earlier runs' containers too, read from the view: no listing per stop when a
+            # whole class stops at once.
+            ids += [
+                state.id
+                for state in await self.view.all()
+                if state.id not in ids and labels.matches(state.labels, user=self.user.name, server=self.name or "")
+            ]
         for container_id in ids:
             try:
-                await self.stop_container(container_id, 0 if now else self.stop_timeout)
+                await self.stop_container(container_id, 0 if now else self.stop_timeout, remove=self.remove)
             except docker.errors.NotFound:
                 self.view.forget(container_id)
-                continue
-            if self.remove:
-                await self.remove_container(container_id)
         if self.remove:
             self.container_id = ""
 
-    async def stop_container(self, container_id, grace):
+    async def stop_container(self, container_id, grace, remove=False):
         """Stop a container as ``docker stop`` does (its stop signal, SIGKILL after
         ``grace`` seconds), but wait for its death on the view, not in a Docker call:
-        a whole class stopping at once never waits for a free API slot."""
+        a whole class stopping at once never waits for a free API slot. With ``remove``
+        the container is then removed (a forced removal kills it if it still runs)."""
         view = self.view
         view.start()
         stopped = view.stopped(container_id)
         try:
-            if grace > 0:
-                info = await self.docker.call("inspect_container", container_id)
-                if info["State"].get("Running"):
-                    signal = (info.get("Config") or {}).get("StopSignal") or "SIGTERM"
-                    await self.docker.call("kill", container_id, signal=signal)
-                    await asyncio.wait_for(asyncio.shield(stopped), grace)
+            state = await view.get(container_id)
+            if grace > 0 and state is not None and state.running:
+                # One request before the wait: when a class stops at once, every server gets
+                # its signal within moments, before the first ones' exits load the host.
+                signal = state.labels.get(labels.LABEL_STOP_SIGNAL) or "SIGTERM"
+                await self.docker.call("kill", container_id, signal=signal)
+                await asyncio.wait_for(asyncio.shield(stopped), grace)
         except asyncio.TimeoutError:
             pass
         except docker.errors.APIError as e:
@@ -1253,8 +1262,11 @@ class DockerSpawner(Spawner):
             # It stopped between the inspection and the signal (409): the stop below says so.
         finally:
             stopped.cancel()
-        # SIGKILL if it still runs; returns once it no longer does (a no-op when it is stopped).
-        await self.docker.call("stop", container_id, timeout=0)
+        if remove:
+            await self.remove_container(container_id)
+        else:
+            # SIGKILL if it still runs; returns once it no longer does (a no-op when it is stopped).
+            await self.docker.call("stop", container_id, timeout=0)
 
     async def delete_forever(self):
         """Remove this server's volumes, only when remove_volumes_on_delete is on."""

@@ -19,6 +19,9 @@ LABEL_KIND = "hubfleet.kind"
 # On a user-server container: the host's GPU device ids it was given, comma-separated.
 LABEL_GPUS = "hubfleet.gpus"
 LABEL_GROUP = "hubfleet.group"
+# On a user-server container whose stop signal is not SIGTERM (the image's STOPSIGNAL or
+# extra_create_kwargs' stop_signal): that signal, so a stop needs no inspection first.
+LABEL_STOP_SIGNAL = "hubfleet.stop-signal"
 
 KIND_USER_SERVER = "user-server"
 KIND_USER_VOLUME = "user-volume"

@@ -389,3 +389,12 @@ async def test_a_gpu_count_that_is_not_a_whole_number_fails_the_spawn():
     for count in (-1, 1.5, "2", True):
         with pytest.raises(SpawnError, match="whole number of GPUs"):
             await settings_of(DockerSpawner, gpus=lambda spawner, count=count: count)
+
+
+async def test_a_stop_signal_other_than_sigterm_is_kept_in_a_label():
+    image = {"Id": "sha256:abc", "Config": {"User": "jovyan", "StopSignal": "SIGINT"}}
+    assert (await settings_of(DockerSpawner, image_info=image)).labels["hubfleet.stop-signal"] == "SIGINT"
+    configured = await settings_of(DockerSpawner, image_info=image, extra_create_kwargs={"stop_signal": "SIGQUIT"})
+    assert configured.labels["hubfleet.stop-signal"] == "SIGQUIT"
+    sigterm = dict(image, Config={"User": "jovyan", "StopSignal": "SIGTERM"})
+    assert "hubfleet.stop-signal" not in (await settings_of(DockerSpawner, image_info=sigterm)).labels

@@ -13,16 +13,15 @@ from hubfleet_spawner.reflector import ContainerState, ContainerView
 class Engine:
     """The calls a stop makes; a container that dies ``dies_after`` seconds after its signal."""
 
-    def __init__(self, view, dies_after, stop_signal=""):
+    def __init__(self, view, dies_after):
         self.view = view
         self.dies_after = dies_after
-        self.stop_signal = stop_signal
         self.calls = []
+        self.targets = []
 
     async def call(self, method, *args, **kwargs):
         self.calls.append((method, kwargs))
-        if method == "inspect_container":
-            return {"State": {"Running": True}, "Config": {"StopSignal": self.stop_signal}}
+        self.targets.append(args[0] if args else None)
         if method == "kill" and self.dies_after is not None:
             loop = asyncio.get_running_loop()
             die = {"Action": "die", "id": args[0], "Actor": {"ID": args[0], "Attributes": {"exitCode": "0"}}}
@@ -37,13 +36,19 @@ class ViewSpawner(DockerSpawner):
     docker = None
 
 
-def stopping(dies_after, grace, stop_signal=""):
+def stopping(dies_after, grace, stop_signal="", remove=False):
     view = ContainerView(None, "hub", SimpleNamespace(warning=print))
-    view.start = lambda: None
-    view.note(ContainerState("c1", "jupyter-ada", "running"))
-    spawner = ViewSpawner(stop_timeout=grace, remove=False)
+    view.start = view._ensure_running = lambda: None
+    view._synced = asyncio.Event()
+    view._synced.set()
+    ada = {"hubfleet.user": "ada", "hubfleet.server": ""}
+    signal = {"hubfleet.stop-signal": stop_signal} if stop_signal else {}
+    view.note(ContainerState("c1", "jupyter-ada", "running", labels=dict(ada, **signal)))
+    view.note(ContainerState("old", "jupyter-ada", "exited", labels=ada))  # an earlier run's
+    view.note(ContainerState("b1", "jupyter-bob", "running", labels=dict(ada, **{"hubfleet.user": "bob"})))
+    spawner = ViewSpawner(stop_timeout=grace, remove=remove)
     spawner.view = view
-    spawner.docker = view.api = Engine(view, dies_after, stop_signal)
+    spawner.docker = view.api = Engine(view, dies_after)
     spawner.container_id = "c1"
     spawner.user = SimpleNamespace(name="ada")
     return spawner
@@ -54,9 +59,7 @@ async def test_a_server_that_exits_on_its_signal_is_not_killed_and_the_stop_ends
     started = asyncio.get_running_loop().time()
     await spawner.stop()
     assert asyncio.get_running_loop().time() - started < 1
-    assert [c[0] for c in spawner.docker.calls] == ["inspect_container", "kill", "stop"]
-    assert spawner.docker.calls[1][1] == {"signal": "SIGTERM"}
-    assert spawner.docker.calls[2][1] == {"timeout": 0}  # a no-op on a stopped container
+    assert spawner.docker.calls == [("kill", {"signal": "SIGTERM"}), ("stop", {"timeout": 0})]  # a no-op now
 
 
 async def test_a_server_slower_than_the_grace_period_is_killed_then():
@@ -64,10 +67,19 @@ async def test_a_server_slower_than_the_grace_period_is_killed_then():
     started = asyncio.get_running_loop().time()
     await spawner.stop()
     assert 1 <= asyncio.get_running_loop().time() - started < 2
-    assert spawner.docker.calls[1] == ("kill", {"signal": "SIGINT"})  # the image's STOPSIGNAL
+    assert spawner.docker.calls[0] == ("kill", {"signal": "SIGINT"})  # the image's STOPSIGNAL, from its label
     assert spawner.docker.calls[-1] == ("stop", {"timeout": 0})
     await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
     assert spawner.view._stop_waiters == {}
+
+
+async def test_with_remove_the_forced_removal_kills_and_earlier_runs_go_too_without_a_listing():
+    spawner = stopping(dies_after=None, grace=1, remove=True)
+    await spawner.stop()
+    calls = list(zip([c[0] for c in spawner.docker.calls], spawner.docker.targets))
+    assert calls == [("kill", "c1"), ("remove_container", "c1"), ("remove_container", "old")]  # bob's stays
+    assert spawner.docker.calls[1][1] == {"force": True}
+    assert spawner.container_id == ""
 
 
 async def test_stop_now_kills_at_once():
