@@ -2,6 +2,7 @@
 
     verify_hub.py browser  --url URL --admin NAME --password-file FILE --state FILE --hub NAME
     verify_hub.py restarted --url URL --state FILE --hub NAME
+    verify_hub.py operator --url URL --admin NAME --password-file FILE --state FILE --hub NAME
 
 `browser`: the admin logs in (Chromium via Playwright), starts a server (the spawn page
 shows progress), JupyterLab loads, a notebook cell runs and writes a file, the server is
@@ -12,6 +13,13 @@ admin's server. Tokens and the servers' containers are written to --state.
 `restarted` (run after the hub was restarted by a configuration change): both servers
 still answer and write files, their containers were not restarted, and the second user
 still cannot open the admin's server.
+
+`operator` (the settings of molecule.yml's group_vars): the announcement is on the login
+page, escaped; in Chromium the spawn form shows the admin (a grader) both profiles and
+shows the second user only the one for everyone; the second user is refused the graders'
+profile (HTTP 400); a named server with the graders' profile runs with its memory limit
+and the graders' CPU limit; a second named server starts, a third is refused; named
+servers mount the user's volume, and deleting them keeps it.
 
 Exits non-zero with a message on the first failed check.
 """
@@ -61,7 +69,7 @@ def server_containers(hub, users):
     found = {}
     for container in client.containers.list(filters={"label": ["hubfleet.hub=" + hub, "hubfleet.kind=user-server"]}):
         user = container.labels.get("hubfleet.user")
-        if user in users:
+        if user in users and not container.labels.get("hubfleet.server"):
             found[user] = {"id": container.id, "started": container.attrs["State"]["StartedAt"]}
     return found
 
@@ -92,6 +100,29 @@ def check_isolation(url, state):
     check(other.status_code in (403, 404), "%s cannot open %s's server (%s)" % (SECOND_USER, state["admin"], other.status_code))
 
 
+def start_from_form(page, expected):
+    """On the spawn form, check it offers exactly the ``expected`` profiles, then start the
+    checked one. Does nothing when the server is running already (JupyterLab shows)."""
+    page.wait_for_selector("#spawn_form, .jp-LauncherCard, #jp-main-dock-panel")
+    if not page.locator("#spawn_form").count():
+        return
+    offered = form_profiles(page)
+    check(offered == expected, "the spawn form offers the profiles %s (%s)" % (expected, offered))
+    page.click("#spawn_form input[type=submit], #spawn_form button[type=submit]")
+
+
+def form_profiles(page):
+    return [radio.get_attribute("value") for radio in page.locator("#spawn_form input[name=profile]").all()]
+
+
+def login(page, url, admin, password):
+    page.goto(url + "/hub/login")
+    page.fill("#username_input", admin)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(lambda current: "/hub/login" not in current)
+
+
 def browser_flow(args):
     from playwright.sync_api import sync_playwright
 
@@ -106,15 +137,12 @@ def browser_flow(args):
         seen = []
         page.on("response", lambda response: seen.append(response.url))
 
-        page.goto(url + "/hub/login")
-        page.fill("#username_input", args.admin)
-        page.fill("#password_input", password)
-        page.click("#login_submit")
-        page.wait_for_url(lambda current: "/hub/login" not in current)
+        login(page, url, args.admin, password)
         check(True, "admin logs in")
 
-        # Logging in starts the server (no options form): spawn page, then JupyterLab.
-        # On a rerun the server may be running already; the stop/start below spawns anew.
+        # Logging in leads to the spawn form (profiles): the default one is checked; start
+        # it. On a rerun the server may be running already; the stop/start below spawns anew.
+        start_from_form(page, expected=["Standard", "Grading"])
         page.wait_for_selector(".jp-LauncherCard, #jp-main-dock-panel")
         check("/user/%s/lab" % args.admin in page.url, "JupyterLab loads (%s)" % page.url)
 
@@ -150,6 +178,7 @@ def browser_flow(args):
         wait_container_gone(args.hub, args.admin)
         check(True, "the server stopped and its container is gone")
         page.click("#start")
+        start_from_form(page, expected=["Standard", "Grading"])
         page.wait_for_selector(".jp-LauncherCard, #jp-main-dock-panel")
         check("/user/%s/lab" % args.admin in page.url, "JupyterLab loads again after the restart")
         check(any("/spawn-pending/" in seen_url for seen_url in seen), "the spawn page with its progress bar was shown")
@@ -203,9 +232,100 @@ def after_restart(args):
     check_isolation(url, state)
 
 
+def wait_named_ready(url, token, user, name, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        server = api(url, token, path="/hub/api/users/%s" % user).json().get("servers", {}).get(name)
+        if server and server.get("ready"):
+            return server
+        time.sleep(1)
+    sys.exit("FAILED: named server %s of %s not ready within %ss" % (name, user, timeout))
+
+
+def named_container(hub, user, name):
+    client = docker.from_env()
+    found = client.containers.list(
+        filters={"label": ["hubfleet.hub=" + hub, "hubfleet.user=" + user, "hubfleet.server=" + name]}
+    )
+    check(len(found) == 1, "named server %s of %s runs in one container" % (name, user))
+    return found[0]
+
+
+def operator_settings(args):
+    url = args.url.rstrip("/")
+    with open(args.state) as handle:
+        state = json.load(handle)
+    admin, admin_token = state["admin"], state["tokens"][state["admin"]]
+    second_token = state["tokens"][SECOND_USER]
+
+    login_page = requests.get(url + "/hub/login", timeout=60, verify=False).text
+    check("Exam week: servers restart at 02:00 &lt;UTC&gt;" in login_page, "the announcement is on the login page, escaped")
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_context(ignore_https_errors=True).new_page()
+        page.set_default_timeout(60_000)
+        login(page, url, admin, open(args.password_file).read().strip())
+        page.goto(url + "/hub/spawn/%s/profiled" % admin)
+        page.wait_for_selector("#spawn_form")
+        check(form_profiles(page) == ["Standard", "Grading"], "Chromium: a grader's spawn form shows both profiles")
+        check(page.locator("#spawn_form").inner_text().count("768M memory") == 1, "the form shows the graders' profile's memory")
+        page.goto(url + "/hub/spawn/%s/profiled" % SECOND_USER)
+        page.wait_for_selector("#spawn_form")
+        check(form_profiles(page) == ["Standard"], "Chromium: another user's spawn form shows only the profile for everyone")
+        browser.close()
+
+    refused = api(url, second_token, "POST", "/hub/api/users/%s/servers/grading" % SECOND_USER, json={"profile": "Grading"})
+    check(refused.status_code == 400 and "Grading" in refused.text,
+          "%s is refused the graders' profile (%s %s)" % (SECOND_USER, refused.status_code, refused.text[:200]))
+
+    started = api(url, admin_token, "POST", "/hub/api/users/%s/servers/grading" % admin, json={"profile": "Grading"})
+    check(started.status_code in (201, 202), "%s starts a named server with the graders' profile (%s)" % (admin, started.status_code))
+    wait_named_ready(url, admin_token, admin, "grading")
+    host_config = named_container(args.hub, admin, "grading").attrs["HostConfig"]
+    check(host_config["Memory"] == 768 * 1024**2, "the profile's memory limit is on the container (%s)" % host_config["Memory"])
+    check(host_config["NanoCpus"] == 1_500_000_000, "the graders' CPU limit is on the container (%s)" % host_config["NanoCpus"])
+
+    second = api(url, admin_token, "POST", "/hub/api/users/%s/servers/extra" % admin, json={"profile": "Standard"})
+    check(second.status_code in (201, 202), "a second named server starts (%s)" % second.status_code)
+    wait_named_ready(url, admin_token, admin, "extra")
+    third = api(url, admin_token, "POST", "/hub/api/users/%s/servers/third" % admin, json={"profile": "Standard"})
+    check(third.status_code == 400 and "named server" in third.text,
+          "a third named server is refused (%s %s)" % (third.status_code, third.text[:200]))
+
+    # The role's volume template names the user, not the server: a user's named servers
+    # mount the same volume as their default server (the same files everywhere).
+    default_volumes = {m["Name"] for m in server_container_mounts(args.hub, admin, "")}
+    for name in ("grading", "extra"):
+        named = {m["Name"] for m in named_container(args.hub, admin, name).attrs["Mounts"] if m["Type"] == "volume"}
+        check(named == default_volumes and named, "named server %s mounts the user's volume %s" % (name, sorted(named)))
+        deleted = api(url, admin_token, "DELETE", "/hub/api/users/%s/servers/%s" % (admin, name), json={"remove": True})
+        check(deleted.status_code in (202, 204), "named server %s is deleted (%s)" % (name, deleted.status_code))
+    deadline = time.time() + 120
+    while time.time() < deadline and api(url, admin_token, path="/hub/api/users/%s" % admin).json()["servers"].keys() - {""}:
+        time.sleep(1)
+    client = docker.from_env()
+    for volume in default_volumes:
+        check(bool(client.volumes.list(filters={"name": volume})), "deleting the named servers kept the user's volume %s" % volume)
+    write_and_read(url, admin_token, admin, "after-named-" + state["marker"])
+
+
+def server_container_mounts(hub, user, name):
+    """The volume mounts of the running container of ``user``'s server ``name`` ("" the default)."""
+    client = docker.from_env()
+    found = [
+        c for c in client.containers.list(filters={"label": ["hubfleet.hub=" + hub, "hubfleet.user=" + user, "hubfleet.kind=user-server"]})
+        if c.labels.get("hubfleet.server", "") == name
+    ]
+    check(len(found) == 1, "%s's server %r runs in one container" % (user, name))
+    return [m for m in found[0].attrs["Mounts"] if m["Type"] == "volume"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=["browser", "restarted"])
+    parser.add_argument("phase", choices=["browser", "restarted", "operator"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--hub", required=True)
     parser.add_argument("--state", required=True)
@@ -215,6 +335,8 @@ def main():
     requests.packages.urllib3.disable_warnings()
     if args.phase == "browser":
         browser_flow(args)
+    elif args.phase == "operator":
+        operator_settings(args)
     else:
         after_restart(args)
 

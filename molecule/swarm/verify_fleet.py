@@ -167,7 +167,7 @@ def run_spawn(fleet, args):
     fleet.state["placed"] = placed
     fleet.save()
 
-    fleet.spawn_all([POOL_USER], {"image": args.pool_profile})
+    fleet.spawn_all([POOL_USER], {"profile": args.pool_profile})
     node, _task = fleet.user_task(POOL_USER)
     check(node == args.pool_node,
           "the %r profile runs on the pool's node %s (on %s)" % (args.pool_profile, args.pool_node, node))

@@ -33,7 +33,7 @@ from traitlets import (
     validate,
 )
 
-from . import home, labels, naming, ownership
+from . import home, labels, naming, ownership, profiles
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
 from .gpus import GPUAssigner, GPUShortage, held_gpus
@@ -237,6 +237,50 @@ class DockerSpawner(Spawner):
         HTTP 400. With more than one entry the default options form offers a select.
         """,
     ).tag(config=True)
+
+    profiles = List(
+        Dict(),
+        help="""Server profiles users choose from, in the spawn form or by the `profile` user option.
+
+        Each is a dict with `name` and `image`, and optionally `description`,
+        `mem_limit`, `cpu_limit`, `mem_guarantee`, `cpu_guarantee` (override the
+        spawner's), `groups` (only members of these JupyterHub groups see and may start
+        the profile; others get HTTP 400), `default` (true on at most one: the profile of
+        a spawn that names none) and, for the SwarmSpawner, `constraints` (placement
+        constraints added to placement_constraints). A bad entry stops the hub at start,
+        naming it. Replaces allowed_images: set one or the other.
+        """,
+    ).tag(config=True)
+
+    group_overrides = Dict(
+        help="""Higher limits for members of JupyterHub groups, e.g.
+        {"graders": {"mem_limit": "8G", "cpu_limit": 4}}: for each limit (mem_limit,
+        cpu_limit, mem_guarantee, cpu_guarantee), a member gets the largest of the
+        server's own value (the spawner's or the profile's) and their groups' values.
+        """,
+    ).tag(config=True)
+
+    @validate("profiles")
+    def _validate_profiles(self, proposal):
+        profiles.parse_profiles(proposal.value, self._parse_limit)
+        return proposal.value
+
+    @validate("group_overrides")
+    def _validate_group_overrides(self, proposal):
+        profiles.parse_group_overrides(proposal.value, self._parse_limit)
+        return proposal.value
+
+    def _parse_limit(self, where, value):
+        """A limit as an operator writes it ("2G", 1.5) as a number; TraitError naming ``where``."""
+        key = where.rsplit(".", 1)[-1]
+        try:
+            if key.startswith("mem"):
+                return ByteSpecification().validate(self, value)
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        except (TraitError, TypeError, ValueError):
+            raise TraitError("%s: %r is not a valid %s." % (where, value, key)) from None
 
     pull_policy = CaselessStrEnum(
         ["always", "ifnotpresent", "never", "skip"],
@@ -570,8 +614,21 @@ class DockerSpawner(Spawner):
 
     # --- life cycle --------------------------------------------------------------
 
+    #: Whether this class places servers on nodes (honours a profile's `constraints`).
+    places_servers = False
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        name = type(self).__name__
+        if self.profiles and self.allowed_images:
+            raise TraitError("%s.profiles and %s.allowed_images are both set: profiles replace allowed_images; keep one." % (name, name))
+        if not self.places_servers:
+            for profile in profiles.parse_profiles(self.profiles, self._parse_limit):
+                if profile.constraints:
+                    raise TraitError(
+                        "%s.profiles (%s): constraints place servers on swarm nodes; %s runs them on one host."
+                        " Use the SwarmSpawner, or remove them." % (name, profile.name, name)
+                    )
         self._events = []
         self._events_changed = asyncio.Event()
         self._starting = False
@@ -678,11 +735,29 @@ class DockerSpawner(Spawner):
             return dict(allowed)
         return {image: image for image in allowed or []}
 
+    def user_group_names(self):
+        """The names of the JupyterHub groups this server's user is in."""
+        return [group.name for group in getattr(self.user, "groups", None) or []]
+
+    def chosen_profile(self):
+        """The profile of this spawn (None without profiles); SpawnError (HTTP 400) for
+        one the user may not start."""
+        if not self.profiles:
+            return None
+        configured = profiles.parse_profiles(self.profiles, self._parse_limit)
+        try:
+            return profiles.choose_profile(configured, self.user_options, self.user_group_names())
+        except profiles.ProfileRefused as e:
+            raise SpawnError(str(e), reason="profile", status_code=400) from None
+
     @default("options_form")
     def _options_form_default(self):
         return self._image_options_form
 
     async def _image_options_form(self, spawner):
+        if self.profiles:
+            configured = profiles.parse_profiles(self.profiles, self._parse_limit)
+            return profiles.options_form(profiles.visible_profiles(configured, self.user_group_names()))
         choices = await self.allowed_image_choices()
         if len(choices) <= 1:
             return ""
@@ -696,10 +771,15 @@ class DockerSpawner(Spawner):
         )
 
     async def resolve_image(self):
-        """The image for this spawn: the user's validated choice, else `image`.
+        """The image for this spawn: the chosen profile's, else the user's validated
+        choice, else `image`.
 
-        Raises SpawnError (HTTP 400) for a choice outside allowed_images.
+        Raises SpawnError (HTTP 400) for a profile the user may not start, or a choice
+        outside allowed_images.
         """
+        profile = self.chosen_profile()
+        if profile is not None:
+            return profile.image
         requested = (self.user_options or {}).get("image")
         if isinstance(requested, list):
             requested = requested[0] if requested else None
@@ -734,6 +814,9 @@ class DockerSpawner(Spawner):
             if isinstance(value, str):
                 value = ByteSpecification().validate(self, value) if name.startswith("mem") else float(value)
             limits[name] = value
+        if self.profiles or self.group_overrides:
+            overrides = profiles.parse_group_overrides(self.group_overrides, self._parse_limit)
+            limits = profiles.profile_limits(self.chosen_profile(), limits, overrides, self.user_group_names())
         return Limits(pids_limit=self.pids_limit, **limits)
 
     # --- Docker steps ----------------------------------------------------------------

@@ -181,6 +181,7 @@ class SwarmSpawner(DockerSpawner):
     """Spawn each user server as a one-replica swarm service on an overlay network."""
 
     runtime_class = ServiceRuntime
+    places_servers = True
 
     network_name = Unicode(
         "jupyterhub",
@@ -291,6 +292,9 @@ class SwarmSpawner(DockerSpawner):
 
     async def placement(self):
         constraints = list(await self._resolve(self.placement_constraints) or [])
+        profile = self.chosen_profile()
+        if profile is not None:
+            constraints += [c for c in profile.constraints if c not in constraints]
         if self.keep_off_managers and not any(c.replace(" ", "").startswith("node.role") for c in constraints):
             nodes = await self.docker.call("nodes", filters={"role": "worker"})
             if any(

@@ -90,6 +90,20 @@ CASES = {
     "group volumes without the group name": (["jupyterhub_group_volume_template=shared"],
                                              "jupyterhub_group_volume_template"),
     "a course folder that is no host directory": (["jupyterhub_course_source=course"], "jupyterhub_course_source"),
+    "profile with an unknown key": (
+        ['{"jupyterhub_profiles": [{"name": "Python", "image": "hubfleet/singleuser", "memory": "2G"}]}'],
+        "jupyterhub_profiles",
+    ),
+    "two default profiles": (
+        ['{"jupyterhub_profiles": [{"name": "A", "image": "i", "default": true}, {"name": "B", "image": "i", "default": true}]}'],
+        "jupyterhub_profiles",
+    ),
+    "profile memory that is no size": (
+        ['{"jupyterhub_profiles": [{"name": "A", "image": "i", "mem_limit": "lots"}]}'],
+        "jupyterhub_profiles",
+    ),
+    "group override of an unknown limit": (['{"jupyterhub_group_overrides": {"graders": {"memory": "8G"}}}'], "jupyterhub_group_overrides"),
+    "named server limit below zero": (["jupyterhub_named_server_limit=-1"], "jupyterhub_named_server_limit"),
 }
 
 
