@@ -28,9 +28,9 @@ fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
 
-step "images: Debian base, singleuser, hub, swarm node, other users' images (skipped when their content hash is built)"
+step "images: Debian base, singleuser, hub, swarm node, other users' images, the test directory (skipped when their content hash is built)"
 # Built once here, before the lanes, so two lanes never build the same image at once.
-python -m testbed.images singleuser hub node user-images || exit 1
+python -m testbed.images singleuser hub node user-images ldap || exit 1
 
 # Two lanes run at the same time. The DinD lane works only inside Docker-in-Docker hosts of
 # its own (the testbed swarm, the engine drills' host, molecule's fleet) and on files (the
@@ -104,7 +104,7 @@ host_lane() {
   run_suite spawner-integration python -m pytest spawner/tests/integration -p no:cacheprovider -q -rA --durations=10
   # The collection's modules against this machine's engine (ansible-test integration).
   run_suite collection-integration env HUBFLEET_COLLECTION_STAGES=integration ./scripts/test-collection.sh
-  # site.yml on this machine with one wrong setting at a time: refused before any change.
+  # site.yml on this machine: one wrong setting at a time, refused before any change; LDAP login.
   run_suite playbooks python -m pytest tests/playbooks -p no:cacheprovider -q -rA
   # Fault drills (tests/faults/): what survives a dead server, a killed hub, an interrupted
   # or misconfigured playbook, a restore, an upgrade.

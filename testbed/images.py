@@ -29,12 +29,14 @@ IMAGE_FILES = ROOT / "roles" / "images" / "files"
 HOST_CA_BUNDLE = Path(os.environ.get("HUBFLEET_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 NODE_FILES = ROOT / "testbed" / "node"
 USER_IMAGE_FILES = ROOT / "testbed" / "user_images"
+LDAP_FILES = ROOT / "testbed" / "ldap"
 USER_IMAGE_REPOSITORY = "hubfleet-test/user-image"
 # The image shapes of testbed/user_images/Dockerfile (its build targets).
 USER_IMAGE_SHAPES = ("minimal", "uid1001", "rootstart", "prefilled")
 SINGLEUSER_REPOSITORY = "hubfleet/singleuser"
 HUB_REPOSITORY = "hubfleet/hub"
 NODE_REPOSITORY = "hubfleet-test/swarm-node"
+LDAP_REPOSITORY = "hubfleet-test/ldap"
 TEST_LABEL = "hubfleet.test"
 
 
@@ -157,14 +159,24 @@ def hub_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     return _jupyterhub_image("hub", HUB_REPOSITORY, build_args, ca_bundle, spawner_files)
 
 
-def node_image():
-    """Build (or find) the Docker-in-Docker host image of the swarm test bed (testbed/node/)."""
+def _debian_service_image(repository, files, label, what):
+    """Build (or find) a test bed image FROM the Debian base (``files``: its build context)."""
     base = base_image()
     build_args = {"BASE_IMAGE": base}
-    ref = "%s:%s" % (NODE_REPOSITORY, role_context_hash(str(NODE_FILES), build_args))
+    ref = "%s:%s" % (repository, role_context_hash(str(files), build_args))
     if _image_exists(ref):
         return ref
-    return _build(ref, NODE_FILES, build_args, "swarm-node", "Debian's docker.io on %s" % base)
+    return _build(ref, files, build_args, label, "%s on %s" % (what, base))
+
+
+def node_image():
+    """Build (or find) the Docker-in-Docker host image of the swarm test bed (testbed/node/)."""
+    return _debian_service_image(NODE_REPOSITORY, NODE_FILES, "swarm-node", "Debian's docker.io")
+
+
+def ldap_image():
+    """Build (or find) the OpenLDAP server of the LDAP login test (testbed/ldap/)."""
+    return _debian_service_image(LDAP_REPOSITORY, LDAP_FILES, "ldap", "Debian's slapd")
 
 
 def user_images(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
@@ -194,6 +206,7 @@ BUILDERS = {
     "singleuser": singleuser_image,
     "hub": hub_image,
     "node": node_image,
+    "ldap": ldap_image,
     "base": base_image,
     "user-images": user_images,
 }

@@ -73,7 +73,8 @@ def assert_refused_before_any_change(name, rc, output, variable):
 
 
 CASES = {
-    "unknown authenticator": (["jupyterhub_authenticator=ldap"], "jupyterhub_authenticator"),
+    "unknown authenticator": (["jupyterhub_authenticator=kerberos"], "jupyterhub_authenticator"),
+    "ldap without a server": (["jupyterhub_authenticator=ldap"], "jupyterhub_ldap_server_address"),
     "malformed memory limit": (["jupyterhub_mem_limit=lots"], "jupyterhub_mem_limit"),
     "cpu limit that is no number": (["jupyterhub_cpu_limit=two"], "jupyterhub_cpu_limit"),
     "missing OAuth secret": (

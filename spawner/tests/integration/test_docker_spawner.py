@@ -1,5 +1,6 @@
 """DockerSpawner through a real JupyterHub + CHP, spawning real containers."""
 
+import asyncio
 import threading
 import time
 
@@ -223,3 +224,29 @@ def test_a_gpu_request_passes_the_filter_only_for_allowlisted_gpus_and_a_shortag
     assert elapsed < 10
     assert "asks for 2 GPUs, but only 1 of this host's 1 is free" in message, message
     assert user_containers(hub, "gpu-cy") == []
+
+
+async def test_the_default_image_shuts_down_an_idle_kernel_even_with_a_tab_open(hub):
+    """A forgotten tab (an open kernel websocket) does not keep an idle kernel running."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    hub.set_overrides("kai", environment={"HUBFLEET_KERNEL_CULL_TIMEOUT": "4"})
+    spawn_ready(hub, "kai")
+    kernel = hub.user_server("POST", "kai", "api/kernels", json={})
+    assert kernel.status_code == 201, kernel.text
+    kernel_id = kernel.json()["id"]
+    url = hub.url.replace("http://", "ws://") + "/user/kai/api/kernels/%s/channels" % kernel_id
+    tab = await websocket_connect(HTTPRequest(url, headers={"Authorization": "token %s" % hub.api_token}))
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 60:
+            if kernel_id not in [k["id"] for k in hub.user_server_get("kai", "api/kernels").json()]:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("the idle kernel was still running 60 s later with a client connected")
+        print("idle kernel with a connected client shut down %.1f s after its start (timeout 4 s)" % (time.monotonic() - started))
+    finally:
+        tab.close()
+        hub.stop_server("kai")
