@@ -5,7 +5,8 @@
 # (jupyterhub_kernel_cull_timeout) through HUBFLEET_KERNEL_CULL_TIMEOUT; 0 turns it off.
 import os
 
-c = get_config()  # noqa: F821 (provided by Jupyter Server)
+# get_config is provided by Jupyter Server when it loads this file.
+c = get_config()  # noqa: F821  # pylint: disable=undefined-variable
 
 timeout = int(os.environ.get("HUBFLEET_KERNEL_CULL_TIMEOUT", "3600"))
 if timeout > 0:
