@@ -24,7 +24,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _ansible_env():
+def ansible_env():
     collections = ROOT / ".cache" / "collections" / "ansible_collections" / "hubfleet"
     collections.mkdir(parents=True, exist_ok=True)
     link = collections / "jupyterhub"
@@ -46,7 +46,7 @@ def run_site(name, port, label, settings=None, timeout=900):
     variables.update(settings or {})
     argv = ["ansible-playbook", "-i", str(ROOT / "inventory/local/hosts.yml"), str(ROOT / "playbooks/site.yml"),
             "-e", json.dumps(variables)]
-    done = subprocess.run(argv, cwd=ROOT, env=_ansible_env(), capture_output=True, text=True, timeout=timeout,
+    done = subprocess.run(argv, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=timeout,
                           check=False)
     return done.returncode, done.stdout + done.stderr
 
@@ -57,7 +57,7 @@ def remove_deployment(name, label):
     subprocess.run(
         ["ansible", "localhost", "-c", "local", "-m", "hubfleet.jupyterhub.hub_firewall",
          "-a", "network=%s hub_container=%s-hub state=absent" % (name, name)],
-        cwd=ROOT, env=_ansible_env(), capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=120, check=False,
     )
     client = docker.from_env()
     for selector in ({"label": "hubfleet.test=%s" % label}, {"label": "hubfleet.hub=%s" % name}):

@@ -19,7 +19,9 @@ page, escaped; in Chromium the spawn form shows the admin (a grader) both profil
 shows the second user only the one for everyone; the second user is refused the graders'
 profile (HTTP 400); a named server with the graders' profile runs with its memory limit
 and the graders' CPU limit; a second named server starts, a third is refused; named
-servers mount the user's volume, and deleting them keeps it.
+servers mount the user's volume, and deleting them keeps it; the metrics token (from the
+host's 0600 file) reads /hub/metrics and a user's token is refused; the server reports
+its memory limit (jupyter-resource-usage).
 
 Exits non-zero with a message on the first failed check.
 """
@@ -310,6 +312,18 @@ def operator_settings(args):
     for volume in default_volumes:
         check(bool(client.volumes.list(filters={"name": volume})), "deleting the named servers kept the user's volume %s" % volume)
     write_and_read(url, admin_token, admin, "after-named-" + state["marker"])
+
+    # Metrics: the scraper's token (from the host's 0600 file) reads /hub/metrics; a user's does not.
+    scrape_token = open("/etc/hubfleet/%s/metrics-token" % args.hub).read().strip()
+    scraped = api(url, scrape_token, path="/hub/metrics")
+    check(scraped.status_code == 200 and "jupyterhub_active_users" in scraped.text,
+          "the metrics token scrapes /hub/metrics (%s)" % scraped.status_code)
+    refused = api(url, second_token, path="/hub/metrics")
+    check(refused.status_code == 403, "a user's token is refused /hub/metrics (%s)" % refused.status_code)
+    # jupyter-resource-usage in the default image reports the server's memory limit.
+    usage = api(url, admin_token, path="/user/%s/api/metrics/v1" % admin)
+    limit = usage.json().get("limits", {}).get("memory", {}).get("rss") if usage.status_code == 200 else None
+    check(limit == 1024**3, "the server reports its memory against its 1G limit (%s, %s)" % (usage.status_code, limit))
 
 
 def server_container_mounts(hub, user, name):
