@@ -252,11 +252,13 @@ class DockerSpawner(Spawner):
         """,
     ).tag(config=True)
 
-    group_overrides = Dict(
+    group_limits = Dict(
         help="""Higher limits for members of JupyterHub groups, e.g.
         {"graders": {"mem_limit": "8G", "cpu_limit": 4}}: for each limit (mem_limit,
         cpu_limit, mem_guarantee, cpu_guarantee), a member gets the largest of the
         server's own value (the spawner's or the profile's) and their groups' values.
+        (JupyterHub's own Spawner.group_overrides, which sets any option per group, works
+        as well; its values are what a profile's limits then replace.)
         """,
     ).tag(config=True)
 
@@ -265,9 +267,9 @@ class DockerSpawner(Spawner):
         profiles.parse_profiles(proposal.value, self._parse_limit)
         return proposal.value
 
-    @validate("group_overrides")
-    def _validate_group_overrides(self, proposal):
-        profiles.parse_group_overrides(proposal.value, self._parse_limit)
+    @validate("group_limits")
+    def _validate_group_limits(self, proposal):
+        profiles.parse_group_limits(proposal.value, self._parse_limit)
         return proposal.value
 
     def _parse_limit(self, where, value):
@@ -814,8 +816,8 @@ class DockerSpawner(Spawner):
             if isinstance(value, str):
                 value = ByteSpecification().validate(self, value) if name.startswith("mem") else float(value)
             limits[name] = value
-        if self.profiles or self.group_overrides:
-            overrides = profiles.parse_group_overrides(self.group_overrides, self._parse_limit)
+        if self.profiles or self.group_limits:
+            overrides = profiles.parse_group_limits(self.group_limits, self._parse_limit)
             limits = profiles.profile_limits(self.chosen_profile(), limits, overrides, self.user_group_names())
         return Limits(pids_limit=self.pids_limit, **limits)
 

@@ -7,7 +7,7 @@ turns them into ``Profile`` values, filters them for a user, reads the user's ch
 renders the spawn form. It knows nothing of Docker or of the hub: the spawner passes the
 user's group names in.
 
-``group_overrides`` raise limits for the members of a group (``graders`` get 8G): for
+``group_limits`` raise limits for the members of a group (``graders`` get 8G): for
 each limit, a member gets the largest of the profile's value and their groups' values.
 """
 
@@ -16,7 +16,7 @@ import html
 
 from traitlets import TraitError
 
-#: Limits a profile or a group override may set; the spawner's traits of the same names.
+#: Limits a profile or a group limit may set; the spawner's traits of the same names.
 LIMIT_KEYS = ("mem_limit", "cpu_limit", "mem_guarantee", "cpu_guarantee")
 PROFILE_KEYS = ("name", "description", "image", "groups", "default", "constraints") + LIMIT_KEYS
 
@@ -93,18 +93,18 @@ def parse_profiles(items, parse_limit):
     return profiles
 
 
-def parse_group_overrides(overrides, parse_limit):
+def parse_group_limits(overrides, parse_limit):
     """{group: {limit: number}} from the configured dict; TraitError naming a bad entry."""
     parsed = {}
     for group, limits in overrides.items():
         if not isinstance(limits, dict) or not limits:
-            raise TraitError("group_overrides[%r] must be a non-empty dict of limits." % group)
+            raise TraitError("group_limits[%r] must be a non-empty dict of limits." % group)
         unknown = sorted(set(limits) - set(LIMIT_KEYS))
         if unknown:
             raise TraitError(
-                "group_overrides[%r]: unknown key(s) %s; it may set %s." % (group, ", ".join(unknown), ", ".join(LIMIT_KEYS))
+                "group_limits[%r]: unknown key(s) %s; it may set %s." % (group, ", ".join(unknown), ", ".join(LIMIT_KEYS))
             )
-        parsed[group] = {key: parse_limit("group_overrides[%r].%s" % (group, key), value) for key, value in limits.items()}
+        parsed[group] = {key: parse_limit("group_limits[%r].%s" % (group, key), value) for key, value in limits.items()}
     return parsed
 
 
@@ -208,7 +208,7 @@ __all__ = [
     "ProfileRefused",
     "choose_profile",
     "options_form",
-    "parse_group_overrides",
+    "parse_group_limits",
     "parse_profiles",
     "profile_limits",
     "requested_name",

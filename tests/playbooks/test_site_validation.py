@@ -103,7 +103,7 @@ CASES = {
         ['{"jupyterhub_profiles": [{"name": "A", "image": "i", "mem_limit": "lots"}]}'],
         "jupyterhub_profiles",
     ),
-    "group override of an unknown limit": (['{"jupyterhub_group_overrides": {"graders": {"memory": "8G"}}}'], "jupyterhub_group_overrides"),
+    "group limit of an unknown limit": (['{"jupyterhub_group_limits": {"graders": {"memory": "8G"}}}'], "jupyterhub_group_limits"),
     "named server limit below zero": (["jupyterhub_named_server_limit=-1"], "jupyterhub_named_server_limit"),
 }
 

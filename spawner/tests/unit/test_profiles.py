@@ -94,19 +94,19 @@ async def test_the_form_escapes_names_and_descriptions():
     assert "<script>" not in form and "&lt;b&gt;" in form and "x&quot;&gt;&lt;script&gt;" in form
 
 
-async def test_group_overrides_raise_limits_and_never_lower_them():
+async def test_group_limits_raise_limits_and_never_lower_them():
     overrides = {"graders": {"mem_limit": "8G", "cpu_limit": 4}, "tiny": {"mem_limit": "1G"}}
-    grader = spawner(mem_limit="2G", cpu_limit=1.0, group_overrides=overrides, groups=["graders", "tiny"])
+    grader = spawner(mem_limit="2G", cpu_limit=1.0, group_limits=overrides, groups=["graders", "tiny"])
     limits = await grader.resolved_limits()
     assert (limits.mem_limit, limits.cpu_limit) == (8 * G, 4.0)
-    student = spawner(mem_limit="2G", group_overrides=overrides, groups=["students"])
+    student = spawner(mem_limit="2G", group_limits=overrides, groups=["students"])
     assert (await student.resolved_limits()).mem_limit == 2 * G
 
 
-async def test_group_overrides_apply_on_top_of_a_profile():
+async def test_group_limits_apply_on_top_of_a_profile():
     s = spawner(
         profiles=PROFILES,
-        group_overrides={"graders": {"mem_limit": "8G"}},
+        group_limits={"graders": {"mem_limit": "8G"}},
         groups=["graders"],
         user_options={"profile": "big"},
     )
@@ -135,11 +135,11 @@ def test_a_bad_profile_is_refused_when_the_config_loads_naming_it(bad, message):
         spawner(profiles=bad)
 
 
-def test_bad_group_overrides_are_refused_naming_the_entry():
-    with pytest.raises(TraitError, match=r"group_overrides\['graders'\]: unknown key\(s\) memory"):
-        spawner(group_overrides={"graders": {"memory": "8G"}})
-    with pytest.raises(TraitError, match=r"group_overrides\['graders'\].mem_limit: 'x'"):
-        spawner(group_overrides={"graders": {"mem_limit": "x"}})
+def test_bad_group_limits_are_refused_naming_the_entry():
+    with pytest.raises(TraitError, match=r"group_limits\['graders'\]: unknown key\(s\) memory"):
+        spawner(group_limits={"graders": {"memory": "8G"}})
+    with pytest.raises(TraitError, match=r"group_limits\['graders'\].mem_limit: 'x'"):
+        spawner(group_limits={"graders": {"mem_limit": "x"}})
 
 
 def test_profiles_and_allowed_images_together_are_refused():
@@ -171,3 +171,13 @@ async def test_swarm_places_a_profile_by_its_constraints(monkeypatch):
     assert (await s.placement())["Constraints"] == ["node.labels.hubfleet.role==user", "node.labels.hubfleet.pool==gpu"]
     s.user_options = {"profile": "cpu"}
     assert (await s.placement())["Constraints"] == ["node.labels.hubfleet.role==user"]
+
+
+async def test_jupyterhubs_own_group_overrides_still_work():
+    s = spawner(
+        mem_limit="2G",
+        groups=["staff"],
+        group_overrides={"01-staff": {"groups": ["staff"], "spawner_override": {"mem_limit": "3G"}}},
+    )
+    await s.apply_group_overrides()
+    assert (await s.resolved_limits()).mem_limit == 3 * G
