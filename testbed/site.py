@@ -60,9 +60,12 @@ def remove_deployment(name, label):
         cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=120, check=False,
     )
     client = docker.from_env()
-    for selector in ({"label": "hubfleet.test=%s" % label}, {"label": "hubfleet.hub=%s" % name}):
+    selectors = ({"label": "hubfleet.test=%s" % label}, {"label": "hubfleet.hub=%s" % name})
+    # Containers first (the user servers carry only the hub's label), then what they used.
+    for selector in selectors:
         for container in client.containers.list(all=True, filters=selector):
             container.remove(force=True)
+    for selector in selectors:
         for volume in client.volumes.list(filters=selector):
             volume.remove(force=True)
         for network in client.networks.list(filters=selector):
