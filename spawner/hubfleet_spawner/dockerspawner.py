@@ -244,8 +244,8 @@ class DockerSpawner(Spawner):
 
         Each is a dict with `name` and `image`, and optionally `description`,
         `mem_limit`, `cpu_limit`, `mem_guarantee`, `cpu_guarantee` (override the
-        spawner's), `groups` (only members of these JupyterHub groups see and may start
-        the profile; others get HTTP 400), `default` (true on at most one: the profile of
+        spawner's), `gpus` (GPUs per server, overriding `gpus`), `groups` (only members
+        of these JupyterHub groups see and may start the profile; others get HTTP 400), `default` (true on at most one: the profile of
         a spawn that names none) and, for the SwarmSpawner, `constraints` (placement
         constraints added to placement_constraints). A bad entry stops the hub at start,
         naming it. Replaces allowed_images: set one or the other.
@@ -802,8 +802,10 @@ class DockerSpawner(Spawner):
         raise SpawnError(message, reason="image", status_code=400)
 
     async def resolved_gpus(self):
-        """How many GPUs this spawn asks for (``gpus``, a callable evaluated)."""
-        count = await self._resolve(self.gpus)
+        """How many GPUs this spawn asks for: the chosen profile's, else ``gpus`` (a
+        callable evaluated)."""
+        profile = self.chosen_profile()
+        count = profile.gpus if profile is not None and profile.gpus is not None else await self._resolve(self.gpus)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise SpawnError("DockerSpawner.gpus must be a whole number of GPUs, not %r." % (count,))
         return count

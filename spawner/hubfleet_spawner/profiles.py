@@ -18,7 +18,7 @@ from traitlets import TraitError
 
 #: Limits a profile or a group limit may set; the spawner's traits of the same names.
 LIMIT_KEYS = ("mem_limit", "cpu_limit", "mem_guarantee", "cpu_guarantee")
-PROFILE_KEYS = ("name", "description", "image", "groups", "default", "constraints") + LIMIT_KEYS
+PROFILE_KEYS = ("name", "description", "image", "groups", "default", "constraints", "gpus") + LIMIT_KEYS
 
 
 class ProfileRefused(Exception):
@@ -33,6 +33,7 @@ class Profile:
     groups: tuple = ()
     default: bool = False
     constraints: tuple = ()
+    gpus: object = None  # GPUs per server; None: the spawner's `gpus`
     limits: tuple = ()  # ((limit name, value), ...) in LIMIT_KEYS order, only those set
 
     @property
@@ -66,6 +67,9 @@ def parse_profiles(items, parse_limit):
         for key, value in (("groups", groups), ("constraints", constraints)):
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
                 raise TraitError("%s.%s must be a list of non-empty strings." % (where, key))
+        gpus = item.get("gpus")
+        if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0):
+            raise TraitError("%s.gpus must be a whole number of GPUs (0 or more), not %r." % (where, gpus))
         if not isinstance(item.get("default", False), bool):
             raise TraitError("%s.default must be true or false." % where)
         limits = tuple(
@@ -79,6 +83,7 @@ def parse_profiles(items, parse_limit):
                 groups=tuple(groups),
                 default=item.get("default", False),
                 constraints=tuple(constraints),
+                gpus=gpus,
                 limits=limits,
             )
         )
@@ -165,6 +170,8 @@ def _describe_limits(profile):
         parts.append("%s memory" % _bytes(shown["mem_limit"]))
     if shown.get("cpu_limit"):
         parts.append("%g CPU" % shown["cpu_limit"])
+    if profile.gpus:
+        parts.append("%d GPU" % profile.gpus)
     return ", ".join(parts)
 
 

@@ -181,3 +181,14 @@ async def test_jupyterhubs_own_group_overrides_still_work():
     )
     await s.apply_group_overrides()
     assert (await s.resolved_limits()).mem_limit == 3 * G
+
+
+async def test_a_profile_asks_for_its_gpus_and_the_form_says_so():
+    profiles = [{"name": "cpu", "image": "i"}, {"name": "gpu", "image": "i", "gpus": 2}]
+    s = spawner(profiles=profiles, gpus=0, user_options={"profile": "gpu"})
+    assert await s.resolved_gpus() == 2
+    s.user_options = {"profile": "cpu"}
+    assert await s.resolved_gpus() == 0
+    assert "(2 GPU)" in await s._image_options_form(None)
+    with pytest.raises(TraitError, match=r"profiles\[0\] \(g\).gpus must be a whole number"):
+        spawner(profiles=[{"name": "g", "image": "i", "gpus": -1}])
