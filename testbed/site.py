@@ -2,8 +2,9 @@
 
 ``run_site`` runs the real playbook against inventory/local with a hub name, port and test
 label of the test's own (the collection is this checkout, linked under .cache/collections);
-``remove_deployment`` removes the hub's iptables rules (hub_firewall, state absent), every
-Docker object carrying the test label and the hub's configuration directory.
+``remove_deployment`` removes the hub's iptables rules and their saved settings
+(testbed/hub_rules.py), every Docker object carrying the test label and the hub's
+configuration directory.
 """
 
 import json
@@ -14,6 +15,8 @@ import subprocess
 from pathlib import Path
 
 import docker
+
+from testbed.hub_rules import remove_hub_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,11 +57,7 @@ def run_site(name, port, label, settings=None, timeout=900):
 def remove_deployment(name, label):
     """Remove hub ``name``'s firewall rules, every object labelled for the test or the hub,
     and the hub's configuration directory."""
-    subprocess.run(
-        ["ansible", "localhost", "-c", "local", "-m", "hubfleet.jupyterhub.hub_firewall",
-         "-a", "network=%s hub_container=%s-hub state=absent" % (name, name)],
-        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=120, check=False,
-    )
+    remove_hub_rules(name)  # the hub network is named after the hub
     client = docker.from_env()
     selectors = ({"label": "hubfleet.test=%s" % label}, {"label": "hubfleet.hub=%s" % name})
     # Containers first (the user servers carry only the hub's label), then what they used.
