@@ -57,16 +57,18 @@ def run_site(name, port, label, settings=None, timeout=900):
 def remove_deployment(name, label):
     """Remove hub ``name``'s firewall rules, every object labelled for the test or the hub,
     and the hub's configuration directory."""
-    remove_hub_rules(name)  # the hub network is named after the hub
-    client = docker.from_env()
-    selectors = ({"label": "hubfleet.test=%s" % label}, {"label": "hubfleet.hub=%s" % name})
-    # Containers first (the user servers carry only the hub's label), then what they used.
-    for selector in selectors:
-        for container in client.containers.list(all=True, filters=selector):
-            container.remove(force=True)
-    for selector in selectors:
-        for volume in client.volumes.list(filters=selector):
-            volume.remove(force=True)
-        for network in client.networks.list(filters=selector):
-            network.remove()
-    shutil.rmtree("/etc/hubfleet/%s" % name, ignore_errors=True)
+    try:
+        remove_hub_rules(name)  # the hub network is named after the hub
+    finally:
+        client = docker.from_env()
+        selectors = ({"label": "hubfleet.test=%s" % label}, {"label": "hubfleet.hub=%s" % name})
+        # Containers first (the user servers carry only the hub's label), then what they used.
+        for selector in selectors:
+            for container in client.containers.list(all=True, filters=selector):
+                container.remove(force=True)
+        for selector in selectors:
+            for volume in client.volumes.list(filters=selector):
+                volume.remove(force=True)
+            for network in client.networks.list(filters=selector):
+                network.remove()
+        shutil.rmtree("/etc/hubfleet/%s" % name, ignore_errors=True)
