@@ -23,6 +23,7 @@ from testbed.drills import hub_answers, seconds_until  # noqa: E402
 from testbed.host import EngineHost  # noqa: E402
 from testbed.hub import bridge_gateway  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
+from testbed.network_probe import LAN_SERVER, PROBE  # noqa: E402
 from testbed.swarm import SwarmHub  # noqa: E402
 
 POLL_INTERVAL = 60
@@ -192,19 +193,6 @@ FIREWALL_PLAYBOOK = """\
 """
 SERVER_PORT = 8888
 LAN_PORT = 8080
-PROBE = (
-    "import socket,sys\n"
-    "s=socket.socket(); s.settimeout(3)\n"
-    "try:\n"
-    "    s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
-    "except OSError as e:\n"
-    "    print('blocked', e)\n"
-)
-# No reverse DNS lookup before listen() (python -m http.server does one).
-LAN_SERVER = (
-    "import http.server,socketserver,sys\n"
-    "socketserver.TCPServer(('', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()\n"
-)
 ISOLATED = {
     "another user's server": "blocked",
     "hub API": "open",

@@ -6,7 +6,6 @@ naming the variable, that no task reported a change, and that nothing of that hu
 afterwards (no config directory, no Docker object labelled for it).
 """
 
-import os
 import re
 import socket
 import subprocess
@@ -15,22 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from testbed.site import ansible_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_site(name, *extra_vars):
     """Run site.yml on this machine for a hub called ``name``; returns (rc, output)."""
-    collections = ROOT / ".cache" / "collections" / "ansible_collections" / "hubfleet"
-    collections.mkdir(parents=True, exist_ok=True)
-    link = collections / "jupyterhub"
-    if not link.is_symlink():
-        link.symlink_to("../../../..")
     argv = ["ansible-playbook", "-i", str(ROOT / "inventory/local/hosts.yml"), str(ROOT / "playbooks/site.yml"),
             "-e", "jupyterhub_name=%s" % name]
     for extra in extra_vars:
         argv += ["-e", extra]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(argv, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -35,26 +35,10 @@ from firewall import chain_names  # noqa: E402
 from testbed.host_lock import host_lock  # noqa: E402
 from testbed.hub import Hub  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
+from testbed.network_probe import LAN_SERVER, PROBE  # noqa: E402
 
 SERVER_PORT = 8888
 LAN_PORT = 8080
-PROBE = (
-    "import socket,sys\n"
-    "s=socket.socket(); s.settimeout(3)\n"
-    "try:\n"
-    "    s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
-    "except OSError as e:\n"
-    "    print('blocked', e)\n"
-)
-
-# The "LAN" host's server. Not ``python3 -m http.server``: its HTTPServer calls
-# socket.getfqdn() between bind() and listen(), a reverse DNS query that, once the LAN's
-# default route exists, goes to the host's resolver and blocks listen() for its timeouts
-# (seen here: the first probe refused, python3 waiting on 10.255.255.53:53).
-LAN_SERVER = (
-    "import http.server,socketserver,sys\n"
-    "socketserver.TCPServer(('', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()\n"
-)
 
 
 def wait_listening(address, port, timeout=30):

@@ -1,0 +1,24 @@
+"""The scripts the network-isolation tests run inside containers (tests/security, and the
+engine drills in tests/faults): a TCP probe and the fake "LAN" host's server.
+
+    container.exec_run(["python3", "-c", PROBE, address, str(port)])   # prints open / blocked ...
+    client.containers.run(image, ["python3", "-c", LAN_SERVER, str(port)], detach=True)
+"""
+
+PROBE = (
+    "import socket,sys\n"
+    "s=socket.socket(); s.settimeout(3)\n"
+    "try:\n"
+    "    s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
+    "except OSError as e:\n"
+    "    print('blocked', e)\n"
+)
+
+# Not ``python3 -m http.server``: its HTTPServer calls socket.getfqdn() between bind() and
+# listen(), a reverse DNS query that, once the LAN's default route exists, goes to the
+# host's resolver and blocks listen() for its timeouts (seen: the first probe refused,
+# python3 waiting on 10.255.255.53:53).
+LAN_SERVER = (
+    "import http.server,socketserver,sys\n"
+    "socketserver.TCPServer(('', int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()\n"
+)
