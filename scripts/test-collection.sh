@@ -133,7 +133,10 @@ if has_stage build; then
   tarball=$(ls "$tmp"/dist/hubfleet-jupyterhub-*.tar.gz)
   echo "module_utils in the tarball:"
   tar -tvzf "$tarball" | grep 'plugins/module_utils/' || true
-  run ansible-galaxy collection install --offline "$tarball" -p "$tmp/installed"
+  run ansible-galaxy collection install --offline "$tarball" -p "$tmp/installed" | tee "$tmp/install.log"
+  # galaxy.yml's dependency (community.docker) is met by the copy inside the `ansible` package.
+  grep -q "community.docker:.* is already installed" "$tmp/install.log" \
+    || { echo "the install did not find community.docker already installed (galaxy.yml dependencies)" >&2; exit 1; }
   installed=$tmp/installed/ansible_collections/hubfleet/jupyterhub
   for util in naming labels; do
     # The build turns the symlinks into regular files (or keeps them): either way the
