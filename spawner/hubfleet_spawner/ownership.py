@@ -38,6 +38,9 @@ LABEL_PREPARED = "hubfleet.prepared"
 ALWAYS = "always"  # a volume created for this spawn: chown its root
 IF_EMPTY = "empty"  # may hold someone's data: chown its root only when it is empty
 SHARED = "shared"  # a group's volume created for this spawn: every member may write its root
+# A named volume on a swarm node, which the hub cannot look at: chown its root when it is
+# empty or still root's (what Docker makes of a volume it creates at a missing mount point).
+NEW_ON_NODE = "new"
 
 # Runs in the prep container; needs /bin/sh, find and chown, as every Debian, Alpine
 # or busybox based image has. `find -maxdepth 0 -empty` looks at the root alone.
@@ -65,7 +68,8 @@ for spec in "$@"; do
   if [ "$rule" = shared ]; then
     chown "$uid:$gid" "$path" && chmod 0777 "$path"
     echo "prepared $path for every member"
-  elif [ "$rule" = always ] || [ -n "$(find "$path" -maxdepth 0 -empty)" ]; then
+  elif [ "$rule" = always ] || [ -n "$(find "$path" -maxdepth 0 -empty)" ] ||
+       { [ "$rule" = new ] && [ -n "$(find "$path" -maxdepth 0 -user 0)" ]; }; then
     chown "$uid:$gid" "$path"
     echo "prepared $path for $uid:$gid"
   fi
@@ -140,6 +144,14 @@ def mounts_to_prepare(plan, created_volumes, prepared_volumes, shared_volumes=()
     return wanted
 
 
+def mounts_to_prepare_on_node(plan):
+    """``mounts_to_prepare`` for a swarm task's node: the hub cannot tell which volumes
+    exist there, so every writable named volume gets the NEW_ON_NODE rule (a root
+    already the user's, or holding someone's files under another owner, is left alone),
+    writable host binds IF_EMPTY."""
+    return [m._replace(rule=NEW_ON_NODE) if m.kind == "volume" else m for m in mounts_to_prepare(plan, (), ())]
+
+
 def prepare_command(to_prepare):
     """Entrypoint and arguments of the prep container for these mounts."""
     return ["/bin/sh", "-c", PREPARE_SCRIPT, "hubfleet-prepare"], ["%s:%s" % (m.rule, m.target) for m in to_prepare]
@@ -173,6 +185,34 @@ def prep_host_config(binds, mounts, capabilities=PREP_CAPABILITIES):
     if mounts:
         config["mounts"] = mounts
     return config
+
+
+def prep_service_spec(image, to_prepare, owner, mounts, labels, placement):
+    """create_service keyword arguments of the prep task on a swarm: the prep container's
+    shape as a one-shot service (``mounts``: the server's swarm Mount specs of
+    ``to_prepare``, so the volume is created on the task's node with its labels and driver).
+    Swarm services cannot join the "none" network; the task runs only PREPARE_SCRIPT."""
+    entrypoint, command = prepare_command(to_prepare)
+    return {
+        "task_template": {
+            "ContainerSpec": {
+                "Image": image,
+                "Command": entrypoint,
+                "Args": command,
+                "User": "0:0",
+                "Env": ["HUBFLEET_OWNER=" + owner],
+                "Labels": dict(labels),
+                "Mounts": [dict(mount, ReadOnly=False) for mount in mounts],
+                "CapabilityDrop": ["ALL"],
+                "CapabilityAdd": list(PREP_CAPABILITIES),
+            },
+            "Resources": {"Limits": {"MemoryBytes": 64 * 1024 * 1024, "NanoCPUs": 500_000_000, "Pids": 64}},
+            "RestartPolicy": {"Condition": "none"},
+            "Placement": dict(placement),
+        },
+        "labels": dict(labels),
+        "mode": {"Replicated": {"Replicas": 1}},
+    }
 
 
 async def run_prep_container(api, image, to_prepare, owner, labels, timeout=60):

@@ -4,23 +4,26 @@ Shares DockerSpawner's names, escaping, volume templating, Docker client and lab
 only how the server runs differs. The hub must run on a manager node (or talk to
 one) and be attached to ``network_name``, an attachable overlay network.
 
-Volumes: named volumes are local to the node a task lands on. A user's files follow
+Volumes: named volumes are local to the node a task lands on. The ownership step runs
+there: a one-shot prep service placed as the server would be, the server then pinned to
+the node it ran on. A user's files follow
 them to another node only with a volume driver that reaches shared storage, e.g.
 ``volume_driver = "local"`` with ``volume_driver_options = {"type": "nfs",
 "o": "addr=10.0.0.5,rw,nfsvers=4", "device": ":/export/home/{username}"}``.
 """
 
 import asyncio
+import dataclasses
 import time
 
 import docker.errors
 from traitlets import Bool, CaselessStrEnum, Callable, Dict, Float, List, TraitError, Unicode, Union, default, validate
 
-from . import labels
+from . import labels, ownership
 from .dockerspawner import DockerSpawner, _docker_message
 from .errors import SpawnError
 from .runtime import Runtime
-from .specs import CREATE_KWARGS_AS_CONTAINER_SPEC, ServiceOptions, service_spec
+from .specs import CREATE_KWARGS_AS_CONTAINER_SPEC, ServiceOptions, freeze, service_mounts, service_spec, thaw
 from .volumes import render_nested
 
 # Task states, in the order a healthy task passes through them.
@@ -148,6 +151,9 @@ class ServiceRuntime(Runtime):
         return ""
 
     async def create(self, settings):
+        node_id = await self.spawner.prepare_on_node(settings)
+        if node_id:
+            settings = self.spawner.pinned_to(settings, node_id)
         created = await self.spawner.docker.call("create_service", **service_spec(settings))
         self.spawner.service_id = created["ID"]
         return created["ID"]
@@ -368,8 +374,8 @@ class SwarmSpawner(DockerSpawner):
         except docker.errors.NotFound:
             pass
 
-    async def tasks(self):
-        return await self.docker.call("tasks", filters={"service": self.service_id})
+    async def tasks(self, service_id=None):
+        return await self.docker.call("tasks", filters={"service": service_id or self.service_id})
 
     @staticmethod
     def newest(tasks):
@@ -400,24 +406,29 @@ class SwarmSpawner(DockerSpawner):
                     return addresses[0].split("/")[0]
         return None
 
-    async def wait_for_task(self):
-        """Follow the task to running, reporting its states; return the running task."""
+    async def wait_for_task(self, service_id=None, until="running", report=True):
+        """Follow the newest task of ``service_id`` (default: this server's) until its
+        state is ``until``, reporting its states on the spawn page when ``report``;
+        return that task. SpawnError when it fails or cannot be placed."""
         reported = None
         pending_error_since = None
         delay = 0.2
+        what = "this server" if report else "preparing your files"
         while True:
-            task = self.newest(await self.tasks())
+            task = self.newest(await self.tasks(service_id))
             if task is not None:
                 status = task.get("Status", {})
                 state = status.get("State", "new")
-                if state != reported and state in TASK_PROGRESS:
+                if report and state != reported and state in TASK_PROGRESS:
                     progress, message = TASK_PROGRESS[state]
                     self.emit(progress, message.format(node=await self.node_name(task)))
                     reported = state
+                if state == until:
+                    return task
                 if state in TASK_FAILED or state == "complete":
                     raise SpawnError(
-                        "The swarm task for this server %s: %s"
-                        % (state, status.get("Err") or status.get("Message") or "no reason given")
+                        "The swarm task for %s %s: %s"
+                        % (what, state, status.get("Err") or status.get("Message") or "no reason given")
                     )
                 if state == "pending" and status.get("Err"):
                     pending_error_since = pending_error_since or time.monotonic()
@@ -425,10 +436,57 @@ class SwarmSpawner(DockerSpawner):
                         raise SpawnError("The swarm cannot place this server: %s" % status["Err"])
                 else:
                     pending_error_since = None
-                if state == "running":
-                    return task
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+    # --- the ownership step, on the node that will run the server ------------------------
+
+    async def prepare_on_node(self, settings):
+        """Run the ownership step (ownership.py) as a one-shot service placed as the server
+        would be; return the ID of the node it ran on (the server is pinned there, where
+        its volumes now are), or None when nothing needs preparing."""
+        if not self.prepare_volumes:
+            return None
+        try:
+            owner = ownership.owner_spec(settings.user, environment=settings.environment_list)
+        except ownership.OwnerError as e:
+            raise SpawnError("Could not prepare your files: %s" % e) from None
+        to_prepare = ownership.mounts_to_prepare_on_node(settings.volume_plan())
+        if owner is None or not to_prepare:
+            return None
+        targets = {m.target for m in to_prepare}
+        mounts = [m for m in service_mounts(settings) if m["Target"] in targets]
+        self.emit(25, "Preparing your files")
+        spec = ownership.prep_service_spec(
+            settings.image, to_prepare, owner, mounts, self.object_labels(labels.KIND_VOLUME_PREP),
+            thaw(settings.service.placement),
+        )
+        prep_id = (await self.docker.call("create_service", **spec))["ID"]
+        try:
+            try:
+                task = await self.wait_for_task(prep_id, until="complete", report=False)
+            except SpawnError as e:
+                raise SpawnError("Could not prepare your files: %s%s" % (e, await self._prep_logs(prep_id))) from None
+        finally:
+            await self.remove_service(prep_id)
+        return task["NodeID"]
+
+    async def _prep_logs(self, service_id):
+        """The prep task's last lines (its reason), or "" when the node has none to give."""
+        def read():
+            return b"".join(self.docker.client.service_logs(service_id, stdout=True, stderr=True, tail=10))
+        try:
+            text = (await self.docker.run(read)).decode("utf-8", "replace").strip()
+        except (docker.errors.APIError, OSError):
+            return ""
+        return " (%s)" % text if text else ""
+
+    @staticmethod
+    def pinned_to(settings, node_id):
+        """``settings`` with the service constrained to node ``node_id``."""
+        placement = thaw(settings.service.placement)
+        placement["Constraints"] = list(placement.get("Constraints") or []) + ["node.id==%s" % node_id]
+        return settings.replace(service=dataclasses.replace(settings.service, placement=freeze(placement)))
 
     async def poll(self):
         if self._starting:

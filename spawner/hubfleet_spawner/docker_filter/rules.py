@@ -15,7 +15,7 @@ import posixpath
 import re
 
 from ..labels import KIND_VOLUME_PREP, LABEL_HUB, LABEL_KIND
-from ..ownership import PREP_CAPABILITIES, ROOT_START_CAPABILITIES
+from ..ownership import PREP_CAPABILITIES, ROOT_START_CAPABILITIES, prepare_command
 from ..volumes import DOCKER_SOCKET_PATHS
 
 _VERSION_PREFIX = re.compile(r"^/v[0-9]+(?:\.[0-9]+)?(?=/)")
@@ -425,6 +425,18 @@ def check_exec_create(policy, body, create=True):
         raise Refused("exec", "the exec may run only the spawner's post_start_cmd, not %r" % (command,))
 
 
+def _is_prep_service(body, task, container):
+    """The spawner's prep task on a swarm (ownership.prep_service_spec): labelled volume-prep,
+    every capability dropped, no network, and it runs PREPARE_SCRIPT and nothing else."""
+    entrypoint, _ = prepare_command([])
+    return (
+        (body.get("Labels") or {}).get(LABEL_KIND) == KIND_VOLUME_PREP
+        and "ALL" in [str(c).upper() for c in container.get("CapabilityDrop") or []]
+        and container.get("Command") == entrypoint
+        and not task.get("Networks") and not body.get("Networks")
+    )
+
+
 def check_service_create(policy, body):
     what = check_labelled_body(policy, body, "service")
     task = body.get("TaskTemplate") or {}
@@ -434,8 +446,10 @@ def check_service_create(policy, body):
     if not isinstance(container, dict) or not container.get("Image"):
         raise Refused("body", "%s needs a ContainerSpec with an image" % what)
     check_labels(policy, container.get("Labels"), "the service's containers")
-    check_user(policy, container.get("User"), what)
-    if container.get("CapabilityAdd"):
+    allowed_caps = PREP_CAPABILITIES if _is_prep_service(body, task, container) else ()
+    if not allowed_caps:
+        check_user(policy, container.get("User"), what)
+    if set(map(str, container.get("CapabilityAdd") or [])) - set(allowed_caps):
         raise Refused("cap-add", "%s may not add capabilities (%s)" % (what, ", ".join(container["CapabilityAdd"])))
     if container.get("Sysctls"):
         raise Refused("sysctls", "%s may not set Sysctls" % what)

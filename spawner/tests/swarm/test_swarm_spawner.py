@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from testbed.images import user_images
+
 pytestmark = pytest.mark.swarm
 
 
@@ -155,3 +157,44 @@ def test_volume_driver_options_reach_the_service_and_the_server_runs(hub):
     )
     assert put.status_code in (200, 201), put.text
     hub.stop_server("tmpvol")
+
+
+def server_status(swarm, node, task):
+    """{field: value} of /proc/1/status in the task's container, on its node's own engine."""
+    [container] = swarm.docker_client(node).containers.list(filters={"label": "com.docker.swarm.task.id=" + task["ID"]})
+    result = container.exec_run(["cat", "/proc/1/status"])
+    assert result.exit_code == 0, result.output
+    return dict(line.split(":\t", 1) for line in result.output.decode().splitlines() if ":\t" in line)
+
+
+def test_the_minimal_image_saves_at_its_first_spawn_on_the_tasks_node(hub, swarm):
+    """dockerspawner README's image shape (no /home/jovyan/work in the image): the volume is
+    made on the node that runs the task, writable there at the first spawn (issue #11)."""
+    minimal = user_images()["minimal"]
+    user, worker = "plain", swarm.workers[0]
+    swarm.load_image(minimal, [worker])
+    volume = "%s-user-%s" % (hub.prefix, user)
+    # Local volumes stay on their node: keep the user on one worker so the second spawn finds the
+    # file. pull_policy skip (the SwarmSpawner's default): the image is on that worker only.
+    hub.set_overrides(user, image=minimal, volumes={"{prefix}-user-{username}": "/home/jovyan/work"},
+                      placement_constraints=["node.hostname==" + worker], pull_policy="skip")
+    began = time.monotonic()
+    spawn_ready(hub, user)
+    print("first spawn with the prep task: %.1f s" % (time.monotonic() - began))
+    [service] = services(hub, user)
+    task = running_task(hub, service)
+    assert "node.id==" + task["NodeID"] in service.attrs["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
+    assert [v.name for v in swarm.docker_client(worker).volumes.list(filters={"name": volume})] == [volume]
+    body = {"type": "file", "format": "text", "content": "kept"}
+    response = hub.user_server("PUT", user, "api/contents/work/first.txt", json=body)
+    assert response.status_code in (200, 201), response.text
+    status = server_status(swarm, worker, task)
+    assert status["Uid"].split()[0] != "0" and int(status["CapEff"], 16) == 0, status
+    hub.stop_server(user)
+
+    spawn_ready(hub, user)
+    response = hub.user_server_get(user, "api/contents/work/first.txt?content=1&format=text")
+    assert response.status_code == 200 and response.json()["content"] == "kept", response.text
+    hub.stop_server(user)
+    assert hub.docker.services.list(filters={"label": ["hubfleet.hub=%s" % hub.hub_label,
+                                                       "hubfleet.kind=volume-prep"]}) == []

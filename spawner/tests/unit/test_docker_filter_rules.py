@@ -106,6 +106,39 @@ def test_the_swarm_spawners_service_is_allowed(policy):
     assert decide(policy, "POST", "/services/create", None, service()).rule == "create"
 
 
+def prep_service(**container_spec):
+    """What the SwarmSpawner sends for the ownership step (ownership.prep_service_spec)."""
+    from hubfleet_spawner.ownership import MountToPrepare, prep_service_spec
+
+    prep_labels = dict(labels(), **{"hubfleet.kind": "volume-prep"})
+    mount = {"Type": "volume", "Source": "hub1-user-ada", "Target": "/home/jovyan/work",
+             "VolumeOptions": {"Labels": labels()}}
+    spec = prep_service_spec("hubfleet/singleuser:1", [MountToPrepare("volume", "hub1-user-ada",
+                             "/home/jovyan/work", "new", None)], "1000:100", [mount], prep_labels, {})
+    body = {"Labels": spec["labels"], "TaskTemplate": spec["task_template"], "Mode": spec["mode"]}
+    body["TaskTemplate"]["ContainerSpec"].update(container_spec)
+    return body
+
+
+def test_the_swarm_spawners_prep_service_is_allowed_in_its_exact_shape(policy):
+    assert decide(policy, "POST", "/services/create", None, prep_service()).rule == "create"
+
+
+@pytest.mark.parametrize("change, rule", [
+    ({"Command": ["/bin/sh", "-c", "id"]}, "user"),
+    ({"CapabilityAdd": ["CHOWN", "SYS_ADMIN"]}, "cap-add"),
+    ({"CapabilityDrop": []}, "user"),
+])
+def test_a_root_service_of_another_shape_is_refused(policy, change, rule):
+    assert refused(policy, "POST", "/services/create", prep_service(**change)).rule == rule
+
+
+def test_a_prep_service_on_a_network_is_refused(policy):
+    body = prep_service()
+    body["TaskTemplate"]["Networks"] = [{"Target": "hub1"}]
+    assert refused(policy, "POST", "/services/create", body).rule == "user"
+
+
 def test_a_service_volume_must_be_made_labelled(policy):
     body = service(Mounts=[{"Type": "volume", "Source": "hub1-user-ada", "Target": "/home/jovyan/work",
                             "VolumeOptions": {"Labels": labels()}}])

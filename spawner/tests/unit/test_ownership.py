@@ -6,11 +6,14 @@ from hubfleet_spawner.naming import template_names
 from hubfleet_spawner.ownership import (
     ALWAYS,
     IF_EMPTY,
+    NEW_ON_NODE,
     OwnerError,
     mounts_to_prepare,
+    mounts_to_prepare_on_node,
     owner_spec,
     prep_binds_and_mounts,
     prep_host_config,
+    prep_service_spec,
     prepare_command,
 )
 from hubfleet_spawner.volumes import plan_volumes
@@ -90,3 +93,29 @@ def test_the_prep_container_has_three_capabilities_and_no_network():
     assert config["cap_drop"] == ["ALL"]
     assert sorted(config["cap_add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
     assert config["network_mode"] == "none" and config["security_opt"] == ["no-new-privileges"]
+
+
+def test_on_a_swarm_node_volumes_are_prepared_when_new_and_binds_when_empty():
+    p = plan({"jupyter-user-{username}": "/home/jovyan/work", "/srv/hubfleet/{username}": "/scratch"},
+             {"jupyter-ro-{username}": "/ro"})
+    assert targets(mounts_to_prepare_on_node(p)) == [("/home/jovyan/work", NEW_ON_NODE), ("/scratch", IF_EMPTY)]
+
+
+def test_the_prep_service_is_the_prep_containers_shape_as_a_one_shot_task():
+    found = mounts_to_prepare_on_node(plan({"jupyter-user-{username}": "/home/jovyan/work"}))
+    mount = {"Type": "volume", "Source": "jupyter-user-alice", "Target": "/home/jovyan/work", "ReadOnly": True,
+             "VolumeOptions": {"Labels": {"hubfleet.user": "alice"}}}
+    spec = prep_service_spec("img:1", found, "1000:100", [mount], {"hubfleet.kind": "volume-prep"},
+                             {"Constraints": ["node.role==worker"]})
+    task = spec["task_template"]
+    container = task["ContainerSpec"]
+    assert (container["Command"], container["Args"]) == prepare_command(found)
+    assert container["Args"] == ["new:/home/jovyan/work"]
+    assert container["User"] == "0:0" and container["Env"] == ["HUBFLEET_OWNER=1000:100"]
+    assert container["CapabilityDrop"] == ["ALL"]
+    assert sorted(container["CapabilityAdd"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
+    assert container["Mounts"] == [dict(mount, ReadOnly=False)]
+    assert task["RestartPolicy"] == {"Condition": "none"} and "Networks" not in task
+    assert task["Placement"] == {"Constraints": ["node.role==worker"]}
+    assert task["Resources"]["Limits"]["Pids"] == 64
+    assert spec["labels"] == {"hubfleet.kind": "volume-prep"}
