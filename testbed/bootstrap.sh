@@ -32,6 +32,8 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 if [ "$want_browser" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium chromium-driver fonts-dejavu-core)
+  # certutil: the ACME test puts Pebble's root into Chromium's certificate store.
+  command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"

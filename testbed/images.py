@@ -30,6 +30,7 @@ HOST_CA_BUNDLE = Path(os.environ.get("HUBFLEET_CA_BUNDLE", "/etc/ssl/certs/ca-ce
 NODE_FILES = ROOT / "testbed" / "node"
 USER_IMAGE_FILES = ROOT / "testbed" / "user_images"
 LDAP_FILES = ROOT / "testbed" / "ldap"
+PEBBLE_FILES = ROOT / "testbed" / "pebble"
 USER_IMAGE_REPOSITORY = "hubfleet-test/user-image"
 # The image shapes of testbed/user_images/Dockerfile (its build targets).
 USER_IMAGE_SHAPES = ("minimal", "uid1001", "rootstart", "prefilled")
@@ -37,6 +38,7 @@ SINGLEUSER_REPOSITORY = "hubfleet/singleuser"
 HUB_REPOSITORY = "hubfleet/hub"
 NODE_REPOSITORY = "hubfleet-test/swarm-node"
 LDAP_REPOSITORY = "hubfleet-test/ldap"
+PEBBLE_REPOSITORY = "hubfleet-test/pebble"
 TEST_LABEL = "hubfleet.test"
 
 
@@ -179,6 +181,11 @@ def ldap_image():
     return _debian_service_image(LDAP_REPOSITORY, LDAP_FILES, "ldap", "Debian's slapd")
 
 
+def pebble_image():
+    """Build (or find) the ACME server of the ACME HTTPS test (testbed/pebble/)."""
+    return _debian_service_image(PEBBLE_REPOSITORY, PEBBLE_FILES, "pebble", "Debian's pebble")
+
+
 def user_images(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     """Build (or find) the notebook images of other shapes (testbed/user_images/):
     returns {shape: reference}. One build context; the targets share the venv layer."""
@@ -207,6 +214,7 @@ BUILDERS = {
     "hub": hub_image,
     "node": node_image,
     "ldap": ldap_image,
+    "pebble": pebble_image,
     "base": base_image,
     "user-images": user_images,
 }

@@ -100,6 +100,9 @@ CASES = {
     ),
     "group limit of an unknown limit": (['{"jupyterhub_group_limits": {"graders": {"memory": "8G"}}}'], "jupyterhub_group_limits"),
     "named server limit below zero": (["jupyterhub_named_server_limit=-1"], "jupyterhub_named_server_limit"),
+    "acme for localhost": (
+        ['{"jupyterhub_https": true, "jupyterhub_tls_source": "acme", "jupyterhub_acme_agree_tos": true}'],
+        "jupyterhub_tls_dns_names"),
 }
 
 
