@@ -428,7 +428,7 @@ def check_exec_create(policy, body, create=True):
 def _is_prep_service(body, task, container):
     """The spawner's prep task on a swarm (ownership.prep_service_spec): labelled volume-prep,
     every capability dropped, no network, and it runs PREPARE_SCRIPT and nothing else."""
-    entrypoint, _ = prepare_command([])
+    entrypoint = prepare_command([])[0]
     return (
         (body.get("Labels") or {}).get(LABEL_KIND) == KIND_VOLUME_PREP
         and "ALL" in [str(c).upper() for c in container.get("CapabilityDrop") or []]
