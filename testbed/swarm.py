@@ -161,13 +161,16 @@ class Swarm:
         owner=None,
         overlay_subnet=DEFAULT_OVERLAY_SUBNET,
         dockerd_args="",
+        binds=None,
     ):
-        """``dockerd_args``: extra flags for every node's dockerd (e.g. ``--insecure-registry``)."""
+        """``dockerd_args``: extra flags for every node's dockerd (e.g. ``--insecure-registry``).
+        ``binds``: {directory of this machine: path in every node}, e.g. storage all nodes share."""
         self.id = swarm_id or secrets.token_hex(3)
         self.label_value = "swarm-%s" % self.id
         self.overlay = overlay
         self.overlay_subnet = ipaddress.ip_network(overlay_subnet)
         self.dockerd_args = dockerd_args
+        self.binds = dict(binds or {})
         self.image = image
         self.owner = os.getpid() if owner is None else owner
         self.host = docker.from_env(timeout=HOST_API_TIMEOUT)
@@ -278,6 +281,7 @@ class Swarm:
             volumes={
                 "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
                 volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
+                **{source: {"bind": target, "mode": "rw"} for source, target in self.binds.items()},
             },
             **DIND_OPTIONS,
         )

@@ -86,6 +86,31 @@ def lost_node_start_message(hostname, shared_storage):
     return "Your last server was lost with node %s. %s" % (hostname, _where_files_are(hostname, shared_storage))
 
 
+def image_registry(reference):
+    """The registry an image reference is pulled from, as Docker reads it: the first path
+    component when it has a "." or ":" or is "localhost", else Docker Hub ("docker.io")."""
+    first, slash, _rest = reference.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def task_failure_message(state, error, image, node, what="this server"):
+    """What a failed spawn says about the swarm task (for ``what``) that ``state``d with ``error``.
+
+    A task rejected for lack of its image (the node could not pull it) names the node, the
+    image and the registry, and says what to check.
+    """
+    message = "The swarm task for %s %s: %s" % (what, state, error or "no reason given")
+    if error and "No such image" in error and image:
+        message += (
+            ". Node %s does not have the image %s and could not pull it from the registry %s: the registry is "
+            "down or unreachable from the node, or it does not have that image. Ask an administrator to check "
+            "the registry or to load the image onto the nodes." % (node, image, image_registry(image))
+        )
+    return message
+
+
 def _always(value):
     return True
 
@@ -426,10 +451,9 @@ class SwarmSpawner(DockerSpawner):
                 if state == until:
                     return task
                 if state in TASK_FAILED or state == "complete":
-                    raise SpawnError(
-                        "The swarm task for %s %s: %s"
-                        % (what, state, status.get("Err") or status.get("Message") or "no reason given")
-                    )
+                    image = task.get("Spec", {}).get("ContainerSpec", {}).get("Image", "")
+                    raise SpawnError(task_failure_message(
+                        state, status.get("Err") or status.get("Message"), image, await self.node_name(task), what))
                 if state == "pending" and status.get("Err"):
                     pending_error_since = pending_error_since or time.monotonic()
                     if time.monotonic() - pending_error_since > self.pending_grace:

@@ -1,4 +1,4 @@
-"""Fault drills of the fleet: the registry down, the manager restarted, a worker lost.
+"""Fault drills of the fleet: the registry down or dropping packets, the manager restarted, a worker lost.
 
 Real components on the test bed's swarm (testbed/swarm.py): three Docker-in-Docker hosts, a
 manager labelled hubfleet.role=hub and two workers labelled hubfleet.role=user. The hub runs
@@ -10,10 +10,15 @@ the user image is named by its reference in the fleet's registry on the manager
 (``<manager address>:5000/...``) and is already on the workers; nothing listens there: the
 registry is down for every drill. The hub never looks at the image itself (``pull_policy =
 "skip"``, as the role sets it for the fleet), so the manager does not hold it. The hub polls
-its spawners at JupyterHub's default, 30 s.
+its spawners at JupyterHub's default, 30 s. One directory of this machine is mounted into
+every node at the same path, as an NFS mount would be: shared storage for drill 9's user
+whose volume is the local driver's bind of their directory there.
 """
 
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +39,14 @@ REGISTRY_PORT = 5000
 NOTEBOOK_DIR = "/home/jovyan/work"
 # Issue 12, drill 9: the hub reports a lost node's servers stopped within this.
 LOST_NODE_REPORTED_WITHIN = 60
+# A registry that drops packets: a node's pull waits for the engine's connect timeout (30 s),
+# then the task fails; well within the spawner's start_timeout (120 s in the test bed).
+REGISTRY_DROPPED_FAILS_WITHIN = 60
+# Shared storage, as an NFS export mounted on every node: one directory of this machine
+# bind-mounted into every node at the same path; a user's volume is the local driver's bind
+# of their directory there.
+SHARED_ON_NODES = "/srv/hubfleet-shared"
+SHARED_USER = "lostshared"  # escaped as it is: {username} names its directory
 
 PULL_PLAYBOOK = """\
 - name: A node pulls the user images from the fleet's registry (site.yml's pull play)
@@ -48,8 +61,18 @@ PULL_PLAYBOOK = """\
 
 
 @pytest.fixture(scope="module")
-def swarm():
-    with Swarm(image=node_image()) as swarm:
+def shared_storage():
+    """This machine's directory that every node has at SHARED_ON_NODES."""
+    path = tempfile.mkdtemp(prefix="hubfleet-test-shared-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def swarm(shared_storage):
+    with Swarm(image=node_image(), binds={shared_storage: SHARED_ON_NODES}) as swarm:
         swarm.start(workers=2)
         yield swarm
 
@@ -74,8 +97,10 @@ def hub(swarm, registry_image):
     config += "c.DockerSpawner.image = %r\nc.SwarmSpawner.pull_policy = 'skip'\n" % registry_image
     # A start answers at once (202), so its progress events, the spawn page's messages, are read whole.
     config += "c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}\n"
+    # The Docker API filter lets volumes bind only below configured directories (the role's
+    # jupyterhub_docker_filter_bind_dirs): the shared storage's.
     hub = SwarmHub(swarm, singleuser_image(), spawner_class="hubfleet-swarm", extra_config=config,
-                   singleuser_nodes=swarm.workers)
+                   singleuser_nodes=swarm.workers, filter_policy={"bind_dirs": [SHARED_ON_NODES]})
     try:
         hub.start()
         yield hub
@@ -175,6 +200,43 @@ def test_with_the_registry_down_a_new_nodes_join_fails_naming_node_images_regist
     swarm.stop_node(new)
 
 
+def test_with_the_registry_dropping_packets_a_missing_image_fails_in_bounded_time_naming_image_and_registry(
+        swarm, hub, registry_image):
+    """Not refused but dropped (a registry host gone from the network, a firewall): the nodes'
+    pulls wait for the engine's connect timeout instead of failing at once."""
+    address = "%s:%d" % (swarm.node_ip(swarm.manager), REGISTRY_PORT)
+    drop = ["INPUT", "-p", "tcp", "--dport", str(REGISTRY_PORT), "-j", "DROP"]
+    swarm.exec(swarm.manager, "iptables", "-I", *drop)
+    try:
+        with pytest.raises(requests.Timeout):
+            requests.get("https://%s/v2/" % address, timeout=5, verify=False)
+
+        missing = registry_image.rsplit(":", 1)[0] + ":dropped-not-on-any-node"
+        hub.set_overrides("reg-drop-missing", image=missing)
+        began = time.monotonic()
+        r = hub.spawn("reg-drop-missing")
+        assert r.status_code in (201, 202), r.text[:500]
+        events = hub.progress("reg-drop-missing", timeout=REGISTRY_DROPPED_FAILS_WITHIN + 30)
+        failed_after = time.monotonic() - began
+        print("registry dropping packets: a server of an image on no node failed after %.1f s: %s"
+              % (failed_after, events[-1]["message"]))
+        assert events[-1].get("failed"), events
+        message = events[-1]["message"]
+        assert missing in message and "registry %s" % address in message and "could not pull" in message, message
+        assert failed_after < REGISTRY_DROPPED_FAILS_WITHIN
+        assert hub.server_model("reg-drop-missing") is None
+
+        began = time.monotonic()
+        task = spawn_ready(hub, "reg-drop")
+        print("registry dropping packets: a server of an image on the nodes ready in %.1f s"
+              % (time.monotonic() - began))
+        assert task["Spec"]["ContainerSpec"]["Image"] == registry_image
+        assert hub.user_server_get("reg-drop", "api/status").status_code == 200
+        hub.stop_server("reg-drop")
+    finally:
+        swarm.exec(swarm.manager, "iptables", "-D", *drop)
+
+
 # --- drill 10: the manager restarts ------------------------------------------------------
 
 
@@ -225,7 +287,8 @@ def test_after_a_manager_restart_the_hub_comes_back_with_its_data_and_adopts_the
 # --- drill 9: a worker is lost -----------------------------------------------------------
 
 
-def test_a_lost_workers_servers_are_reported_stopped_and_start_again_elsewhere_told_where_the_files_are(swarm, hub):
+def test_a_lost_workers_servers_are_reported_stopped_and_start_again_elsewhere_told_where_the_files_are(
+        swarm, hub, shared_storage):
     users = ["lost-a", "lost-b"]
     tasks = {user: spawn_ready(hub, user) for user in users}
     nodes = {user: hostname(hub, task) for user, task in tasks.items()}
@@ -233,6 +296,20 @@ def test_a_lost_workers_servers_are_reported_stopped_and_start_again_elsewhere_t
     assert lost != survivor, "the swarm should spread two servers over two workers: %s" % nodes
     put_file(hub, "lost-a", "before.txt", "on the lost node")
     session = login(hub, "lost-a")
+    # The second branch: a user whose volume is on storage every node shares (the local
+    # driver's bind of their directory there, as of an NFS export), on the node to be lost.
+    # Their directory exists, as an NFS export's home directories do (the bind needs it).
+    os.chown(_mkdir(os.path.join(shared_storage, SHARED_USER)), 1000, 1000)
+    shared_volume = {"volume_driver": "local", "volume_driver_options": {
+        "type": "none", "o": "bind", "device": SHARED_ON_NODES + "/{username}"}}
+    hub.set_overrides(SHARED_USER, placement_constraints=["node.hostname==%s" % lost], **shared_volume)
+    assert hub.spawn(SHARED_USER).status_code in (201, 202)
+    events = hub.progress(SHARED_USER)
+    assert events[-1].get("ready"), events
+    tasks[SHARED_USER] = task_of(hub, SHARED_USER)
+    assert hostname(hub, tasks[SHARED_USER]) == lost
+    put_file(hub, SHARED_USER, "before.txt", "on shared storage")
+    users.append(SHARED_USER)
 
     began = time.monotonic()
     swarm.stop_node(lost)
@@ -241,17 +318,18 @@ def test_a_lost_workers_servers_are_reported_stopped_and_start_again_elsewhere_t
 
     def reported():
         # Until the hub acts, the swarm keeps the one task on the lost node: no new one elsewhere.
-        service = hub.docker.services.list(filters={"label": "hubfleet.user=lost-a"})
-        for task in service[0].tasks() if service else []:
-            assert task["ID"] == tasks["lost-a"]["ID"], "the swarm started the server again by itself: %s" % task
+        for user in ("lost-a", SHARED_USER):
+            service = hub.docker.services.list(filters={"label": "hubfleet.user=" + user})
+            for task in service[0].tasks() if service else []:
+                assert task["ID"] == tasks[user]["ID"], "the swarm started the server again by itself: %s" % task
         state = swarm.node_state(lost)
         if not states or states[-1][1] != state:
             states.append((round(time.monotonic() - began, 1), state))
-        return hub.server_model("lost-a") is None
+        return hub.server_model("lost-a") is None and hub.server_model(SHARED_USER) is None
 
-    seconds_until(reported, LOST_NODE_REPORTED_WITHIN + 60, "the hub to report the lost server stopped", interval=0.5)
+    seconds_until(reported, LOST_NODE_REPORTED_WITHIN + 60, "the hub to report the lost servers stopped", interval=0.5)
     noticed = time.monotonic() - began
-    print("worker %s stopped in %.1f s; the hub reported its server stopped %.1f s after the stop (node states: %s)"
+    print("worker %s stopped in %.1f s; the hub reported its servers stopped %.1f s after the stop (node states: %s)"
           % (lost, stopped, noticed, states))
     assert noticed < LOST_NODE_REPORTED_WITHIN
     assert hub.server_model("lost-b")["ready"] and task_of(hub, "lost-b")["ID"] == tasks["lost-b"]["ID"]
@@ -274,5 +352,24 @@ def test_a_lost_workers_servers_are_reported_stopped_and_start_again_elsewhere_t
     assert hostname(hub, task_of(hub, "lost-a")) == survivor
     # As it was told: the new server's volume is a new, empty one on the other node.
     assert hub.user_server_get("lost-a", "api/contents/work/before.txt").status_code == 404
+
+    # With shared storage: told so, and running elsewhere with the file.
+    hub.set_overrides(SHARED_USER, placement_constraints=[], **shared_volume)
+    began = time.monotonic()
+    assert hub.spawn(SHARED_USER).status_code in (201, 202)
+    events = hub.progress(SHARED_USER)
+    assert events[-1].get("ready"), events
+    print("%s (shared storage) running again %.1f s after asking" % (SHARED_USER, time.monotonic() - began))
+    messages = [event["message"] for event in events]
+    assert any(m.startswith("Your last server was lost with node %s." % lost) and "on shared storage" in m
+               for m in messages), messages
+    assert hostname(hub, task_of(hub, SHARED_USER)) == survivor
+    r = hub.user_server_get(SHARED_USER, "api/contents/work/before.txt")
+    assert r.status_code == 200 and r.json()["content"] == "on shared storage", r.text[:300]
     for user in users:
         hub.stop_server(user)
+
+
+def _mkdir(path):
+    os.mkdir(path)
+    return path
