@@ -9,6 +9,7 @@ machine calls ``remove_hub_rules(network)`` in its clean-up: the module with
 
     remove_hub_rules("faults-1a2b3c4d")     # RuntimeError when the module fails or rules stay
     hub_rule_lines("faults-1a2b3c4d")       # the iptables-save lines of that network's chains
+    hub_firewall({"network": ..., ...})     # the module with any arguments; its result
 
     flock /tmp/hubfleet-host.lock python -m testbed.hub_rules prune
         # removes the HUBFLEET chains whose bridge is gone (left by runs before this clean-up)
@@ -38,9 +39,9 @@ def hub_rule_lines(network):
     return [line for line in saved.splitlines() if any(chain in line for chain in chains)]
 
 
-def remove_hub_rules(network):
-    """``hubfleet.jupyterhub.hub_firewall`` with ``state: absent`` for ``network`` on this
-    machine, and its saved settings; returns the module's result."""
+def hub_firewall(arguments):
+    """``hubfleet.jupyterhub.hub_firewall`` with ``arguments`` on this machine, run by ansible
+    from this checkout; returns the module's result (``failed`` and ``msg`` when it failed)."""
     with tempfile.TemporaryDirectory() as workdir:
         link = Path(workdir) / "ansible_collections" / "hubfleet" / "jupyterhub"
         link.parent.mkdir(parents=True)
@@ -50,12 +51,18 @@ def remove_hub_rules(network):
                    ANSIBLE_INVENTORY_UNPARSED_WARNING="false", ANSIBLE_DEPRECATION_WARNINGS="false")
         command = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-c", "local",
                    "-e", "ansible_python_interpreter=" + sys.executable, "-m", "hubfleet.jupyterhub.hub_firewall",
-                   "-a", json.dumps({"network": network, "state": "absent"})]
+                   "-a", json.dumps(arguments)]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     try:
-        result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        return json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     except (ValueError, KeyError, IndexError):
-        raise RuntimeError("hub_firewall state=absent for %s: %s%s" % (network, done.stdout[-2000:], done.stderr[-2000:]))
+        raise RuntimeError("hub_firewall %s: %s%s" % (arguments, done.stdout[-2000:], done.stderr[-2000:]))
+
+
+def remove_hub_rules(network):
+    """``hubfleet.jupyterhub.hub_firewall`` with ``state: absent`` for ``network`` on this
+    machine, and its saved settings; returns the module's result."""
+    result = hub_firewall({"network": network, "state": "absent"})
     if result.get("failed"):
         raise RuntimeError("hub_firewall state=absent for %s failed: %s" % (network, result.get("msg")))
     try:

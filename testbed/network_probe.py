@@ -2,16 +2,24 @@
 engine drills in tests/faults): a TCP probe and the fake "LAN" host's server.
 
     container.exec_run(["python3", "-c", PROBE, address, str(port)])   # prints open / blocked ...
+    container.exec_run(["python3", "-c", LISTENER, str(port)], detach=True)
     client.containers.run(image, ["python3", "-c", LAN_SERVER, str(port)], detach=True)
 """
 
+# IPv4 or IPv6 (a link-local address with its interface: fe80::1%eth0).
 PROBE = (
     "import socket,sys\n"
-    "s=socket.socket(); s.settimeout(3)\n"
     "try:\n"
-    "    s.connect((sys.argv[1], int(sys.argv[2]))); print('open')\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3); print('open')\n"
     "except OSError as e:\n"
     "    print('blocked', e)\n"
+)
+
+# Accepts TCP on a port over IPv4 and IPv6 and closes each connection (a server's other port).
+LISTENER = (
+    "import socket,sys\n"
+    "s=socket.create_server(('::', int(sys.argv[1])), family=socket.AF_INET6, dualstack_ipv6=True)\n"
+    "while True: s.accept()[0].close()\n"
 )
 
 # Not ``python3 -m http.server``: its HTTPServer calls socket.getfqdn() between bind() and

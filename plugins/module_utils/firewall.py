@@ -15,6 +15,12 @@
   / ``remove_commands(before, ...)`` - the whole state of one hub's chains and the iptables
   commands that reconcile it, shared by the module and by the program that re-applies the
   rules whenever the engine starts (roles/jupyterhub/files/hubfleet-firewall.py).
+* ``task_rules(...)`` / ``task_rules6(...)`` / ``restore_script(chains)`` - the fleet's rules: IPv4
+  and IPv6 chains in each user server's own network namespace (a swarm overlay has no bridge
+  on the node that iptables could filter), written as ``iptables-restore`` input that replaces
+  the namespace's filter table at once; ``swarm_hub_addresses(network, hub)`` and
+  ``network_subnets(network)`` read what they need from ``docker network inspect --verbose``.
+  Applied by each node (``hubfleet-firewall watch``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,6 +39,18 @@ DNS_PORT = 53
 REJECT = "-j REJECT --reject-with icmp-port-unreachable"
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
 FORWARD_PARENT = "DOCKER-USER"
+# In a user server's own network namespace (the fleet): the chains OUTPUT and INPUT jump to.
+TASK_OUTPUT_CHAIN = "HUBFLEET-OUT"
+TASK_INPUT_CHAIN = "HUBFLEET-IN"
+# IPv6 denied there: link-local (reaches every container on the same overlay even on a
+# network without IPv6, through the addresses the kernel gives each interface), unique local
+# and multicast. Neighbour discovery (ICMPv6 133-136) stays, or no IPv6 packet would leave.
+DENIED_RANGES6 = ("fe80::/10", "fc00::/7", "ff00::/8")
+NEIGHBOUR_DISCOVERY = (133, 134, 135, 136)
+REJECT6 = "-j REJECT --reject-with icmp6-port-unreachable"
+# Replies to connections someone else opened (the hub, the proxy). Not ESTABLISHED: a
+# connection the server itself opened before the rules were in place then still dies.
+REPLIES = "-m conntrack --ctdir REPLY -j RETURN"
 INPUT_PARENT = "INPUT"
 
 
@@ -94,13 +112,21 @@ def forward_rules(chain, interface, hub_addresses=(), hub_api_port=8081, allowli
         rules.append("-A %s -d %s -p tcp -m tcp --dport %d -j RETURN" % (chain, _host(address), hub_api_port))
     for protocol in ("udp", "tcp"):
         rules.append("-A %s -p %s -m %s --dport %d -j RETURN" % (chain, protocol, protocol, DNS_PORT))
+    other_servers = "-A %s -o %s %s" % (chain, interface, REJECT)
+    return rules + _allowlist_then_private_denied(chain, allowlist, reject_first=[other_servers])
+
+
+def _allowlist_then_private_denied(chain, allowlist, reject_first=()):
+    """The end of an outgoing chain: the allowlist passes, ``reject_first`` and the denied
+    ranges are rejected, the rest returns."""
+    rules = []
     for cidr, port in allowlist:
         if port is None:
             rules.append("-A %s -d %s -j RETURN" % (chain, cidr))
         else:
             for protocol in ("tcp", "udp"):
                 rules.append("-A %s -d %s -p %s -m %s --dport %d -j RETURN" % (chain, cidr, protocol, protocol, port))
-    rules.append("-A %s -o %s %s" % (chain, interface, REJECT))
+    rules.extend(reject_first)
     for cidr in DENIED_RANGES:
         rules.append("-A %s -d %s %s" % (chain, cidr, REJECT))
     rules.append("-A %s -j RETURN" % chain)
@@ -244,3 +270,84 @@ def remove_commands(before, network):
         if chain in before:
             commands.extend([["-F", chain], ["-X", chain]])
     return commands
+
+
+def task_rules(hub_addresses=(), hub_api_port=8081, overlay_subnets=(), node_addresses=(), allowlist=()):
+    """``{chain: rules}`` (IPv4) for the network namespace of one user server of a swarm hub.
+
+    Out: loopback (Docker's embedded DNS at 127.0.0.11 included) and replies pass; the hub's
+    API port; then every other address of the overlay (other user servers, on any node) and
+    the node's own addresses are rejected, whatever the allowlist says; the allowlist; the
+    private, shared and link-local ranges rejected; the rest (the internet) passes.
+    In: loopback, replies to what the server opened and anything from the hub (and its
+    proxy) pass; the rest is rejected, so a server whose neighbour has no rules yet is still closed.
+    """
+    out, into = TASK_OUTPUT_CHAIN, TASK_INPUT_CHAIN
+    output = ["-A %s -o lo -j RETURN" % out, "-A %s %s" % (out, REPLIES)]
+    for address in hub_addresses:
+        output.append("-A %s -d %s -p tcp -m tcp --dport %d -j RETURN" % (out, _host(address), hub_api_port))
+    for subnet in overlay_subnets:
+        output.append("-A %s -d %s %s" % (out, subnet, REJECT))
+    for address in node_addresses:
+        output.append("-A %s -d %s %s" % (out, _host(address), REJECT))
+    output += _allowlist_then_private_denied(out, allowlist)
+    incoming = ["-A %s -i lo -j RETURN" % into, "-A %s %s" % (into, REPLIES)]
+    for address in hub_addresses:
+        incoming.append("-A %s -s %s -j RETURN" % (into, _host(address)))
+    incoming.append("-A %s %s" % (into, REJECT))
+    return {out: output, into: incoming}
+
+
+def task_rules6():
+    """``{chain: rules}`` (IPv6) for the same namespace: no IPv6 to or from other containers.
+
+    Out: loopback, replies and neighbour discovery pass; link-local, unique local and
+    multicast are rejected; the rest (public IPv6, where the network has it) passes.
+    In: loopback, replies and neighbour discovery pass; the rest is rejected (the hub
+    talks to its servers over IPv4).
+    """
+    out, into = TASK_OUTPUT_CHAIN, TASK_INPUT_CHAIN
+    discovery = ["-p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN" % kind for kind in NEIGHBOUR_DISCOVERY]
+    output = ["-A %s -o lo -j RETURN" % out, "-A %s %s" % (out, REPLIES)]
+    output += ["-A %s %s" % (out, rule) for rule in discovery]
+    output += ["-A %s -d %s %s" % (out, cidr, REJECT6) for cidr in DENIED_RANGES6]
+    output.append("-A %s -j RETURN" % out)
+    incoming = ["-A %s -i lo -j RETURN" % into, "-A %s %s" % (into, REPLIES)]
+    incoming += ["-A %s %s" % (into, rule) for rule in discovery]
+    incoming.append("-A %s %s" % (into, REJECT6))
+    return {out: output, into: incoming}
+
+
+def restore_script(chains):
+    """``iptables-restore`` input that makes the namespace's filter table exactly ``chains``.
+
+    The whole table is replaced in one step (no moment with half the rules); Docker keeps
+    only nat rules (its embedded DNS) in a container's namespace, and those stay.
+    """
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    lines += [":%s - [0:0]" % chain for chain in sorted(chains)]
+    lines += ["-A INPUT -j %s" % TASK_INPUT_CHAIN, "-A OUTPUT -j %s" % TASK_OUTPUT_CHAIN]
+    for chain in sorted(chains):
+        lines.extend(chains[chain])
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def swarm_hub_addresses(network, hub):
+    """The overlay addresses of ``hub`` (a service's tasks, or an attached container of that
+    name) from a ``docker network inspect --verbose`` dict, as any node of the network sees them."""
+    services = network.get("Services") or {}
+    addresses = [task.get("EndpointIP") for task in (services.get(hub) or {}).get("Tasks") or []]
+    addresses += [task.get("EndpointIP") for task in (services.get("") or {}).get("Tasks") or []
+                  if task.get("Name") == hub]
+    return sorted(set(address.split("/")[0] for address in addresses if address))
+
+
+def network_subnets(network):
+    """The IPv4 subnets of a network (``docker network inspect`` dict)."""
+    subnets = []
+    for config in (network.get("IPAM") or {}).get("Config") or []:
+        subnet = config.get("Subnet")
+        if subnet and ipaddress.ip_network(subnet, strict=False).version == 4:
+            subnets.append(str(ipaddress.ip_network(subnet, strict=False)))
+    return subnets

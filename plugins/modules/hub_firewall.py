@@ -23,7 +23,11 @@ description:
   - The hub container (O(hub_container)) is exempt and still reaches every user server.
   - Works with iptables-nft and iptables-legacy as long as C(iptables) on the host is the variant dockerd
     uses (the one that holds its C(DOCKER-USER) chain); otherwise the module refuses and says which.
-  - IPv4 only. A network with IPv6 enabled and swarm overlay networks are refused.
+  - IPv4 only. A network with IPv6 enabled is refused (Docker turns IPv6 off inside the containers of a network
+    without it, so those have no IPv6 path to each other).
+  - Swarm overlay networks are refused. Their traffic between nodes crosses no bridge of the host; the jupyterhub
+    role's C(fleet_firewall.yml) isolates their user servers instead, with rules in each server's own network
+    namespace (C(hubfleet-firewall watch) on every node).
   - Refuses to apply rules when C(net.bridge.bridge-nf-call-iptables) is not 1, because then traffic
     between two containers on the same bridge never passes iptables.
   - The rules live in the kernel, so a host reboot loses them. The jupyterhub role also installs
@@ -225,7 +229,8 @@ class HubFirewall:
         if network.get("Driver") != "bridge":
             raise FirewallError(
                 "network %s (network) has driver %s; only bridge networks on one host are supported "
-                "(swarm overlay isolation is not implemented yet)" % (name, network.get("Driver")))
+                "(a swarm overlay's user servers are isolated on each node by hubfleet-firewall watch, which the "
+                "jupyterhub role's fleet_firewall.yml installs)" % (name, network.get("Driver")))
         if network.get("EnableIPv6"):
             raise FirewallError("network %s (network) has IPv6 enabled; only IPv4 rules are implemented" % name)
         return bridge_interface(network)

@@ -11,6 +11,7 @@ says now: the network's bridge and the hub container's current address.
 
     hubfleet-firewall apply [--wait SECONDS]   # make the rules so; waits for the engine and hubs
     hubfleet-firewall check                    # exit 1 and print the commands when they differ
+    hubfleet-firewall watch [--interval SECONDS]   # a fleet node: rules in each user server's namespace
 
 Started after every start of the engine: by systemd (hubfleet-firewall.service, After= and
 WantedBy=docker.service) or, on hosts without systemd, by the docker_engine role's
@@ -19,12 +20,23 @@ address yet when the wait ends gets the rules without its exemption: its user se
 are cut off from everything private until the hub is back (fail closed), never left open.
 dockerd itself keeps our chains across its restarts (measured on 20.10.24): only their
 contents may be out of date then.
+
+On a swarm fleet node (settings files ``swarm-<network>.json`` with ``"kind": "swarm"``, written
+by the role's fleet_firewall.yml on every node) the user servers are on an overlay network,
+whose traffic between nodes never crosses a bridge of the node that iptables could filter.
+``watch`` runs for as long as the node does: whenever a user server's container starts on
+this node (``docker events``), and for all of them whenever the rules they need change (it
+looks again every ``--interval`` seconds: the hub may have moved to another address), it
+replaces the filter table in that container's own network namespace with the rules of ``task_rules``/``task_rules6`` (IPv4 and IPv6, one
+``iptables-restore`` each). The servers have no NET_ADMIN capability, so they cannot change them.
 """
 
 import argparse
 import glob
+import ipaddress
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -110,6 +122,130 @@ class Host:
         return self.rules.apply_commands(before, after, settings["network"])
 
 
+def node_addresses():
+    """This node's own global IPv4 addresses (``ip -o addr``): user servers may not reach them."""
+    result = subprocess.run(["ip", "-o", "-4", "addr", "show", "scope", "global"], capture_output=True, text=True,
+                            check=False)
+    addresses = []
+    for line in result.stdout.splitlines():
+        words = line.split()
+        if "inet" in words:
+            addresses.append(str(ipaddress.ip_interface(words[words.index("inet") + 1]).ip))
+    return sorted(set(addresses))
+
+
+def in_namespace(pid, program, script):
+    """Run ``program`` (iptables-restore, ip6tables-restore) in the network namespace of ``pid``."""
+    result = subprocess.run(["nsenter", "--target", str(pid), "--net", program], input=script, capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError("%s in the namespace of pid %s failed: %s" % (program, pid, result.stderr.strip()))
+
+
+class Fleet:
+    """One fleet node's user servers, each kept with the rules of its hub's settings."""
+
+    def __init__(self, rules):
+        self.rules = rules
+        self.applied = {}  # (container id, pid) -> the restore scripts last applied to its namespace
+        self.hubs_missing = set()  # hubs said to have no address (said once, not every round)
+
+    def wanted(self, settings):
+        """``(ipv4 script, ipv6 script)`` for the user servers of one hub, as the node sees it now."""
+        network = docker_inspect_verbose(settings["network"]) or {}
+        hub_addresses = self.rules.swarm_hub_addresses(network, settings["hub"])
+        if not hub_addresses and settings["hub"] not in self.hubs_missing:
+            say("hub %s has no address on %s as this node sees it: its servers here get the rules without "
+                "the hub's exemption until it has" % (settings["hub"], settings["network"]))
+        if hub_addresses:
+            self.hubs_missing.discard(settings["hub"])
+        else:
+            self.hubs_missing.add(settings["hub"])
+        try:
+            allowlist = self.rules.parse_allowlist(settings.get("allowlist", []))
+        except self.rules.AllowlistError as error:  # fail closed: nothing allowlisted, never no rules
+            say("allowlist of %s ignored: %s" % (settings["network"], error))
+            allowlist = []
+        chains = self.rules.task_rules(hub_addresses, settings.get("hub_api_port", 8081),
+                                       self.rules.network_subnets(network), node_addresses(), allowlist)
+        return self.rules.restore_script(chains), self.rules.restore_script(self.rules.task_rules6())
+
+    def servers(self, settings):
+        """``{container id: pid}`` of the running user servers of one hub on this node."""
+        listing = subprocess.run(
+            ["docker", "ps", "--quiet", "--no-trunc", "--filter", "label=hubfleet.hub=%s" % settings["hub_label"],
+             "--filter", "label=hubfleet.kind=user-server"], capture_output=True, text=True, check=False)
+        ids = listing.stdout.split()
+        if not ids:
+            return {}
+        pids = subprocess.run(["docker", "inspect", "--format", "{{.Id}} {{.State.Pid}}"] + ids, capture_output=True,
+                              text=True, check=False)
+        found = {}
+        for line in pids.stdout.splitlines():
+            container, pid = line.split()
+            if pid != "0":
+                found[container] = pid
+        return found
+
+    def reconcile(self, all_settings):
+        """Apply the rules to every user server whose rules are missing or out of date."""
+        seen = set()
+        for settings in all_settings:
+            servers = self.servers(settings)
+            if not servers:
+                continue
+            scripts = self.wanted(settings)
+            for container, pid in servers.items():
+                seen.add((container, pid))
+                if self.applied.get((container, pid)) == scripts:
+                    continue
+                try:
+                    in_namespace(pid, "iptables-restore", scripts[0])
+                    in_namespace(pid, "ip6tables-restore", scripts[1])
+                except RuntimeError as error:  # gone meanwhile, or no IPv6 in this kernel: said, tried again
+                    say("%s: %s" % (container[:12], error))
+                    continue
+                self.applied[(container, pid)] = scripts
+                say("%s (%s): rules applied" % (container[:12], settings["network"]))
+        for gone in set(self.applied) - seen:
+            del self.applied[gone]
+
+
+def docker_inspect_verbose(network):
+    """``docker network inspect --verbose`` (every node's view of the services on it), or None."""
+    result = subprocess.run(["docker", "network", "inspect", "--verbose", network], capture_output=True, text=True,
+                            check=False)
+    return json.loads(result.stdout)[0] if result.returncode == 0 else None
+
+
+def swarm_settings(state_dir):
+    settings = []
+    for path in sorted(glob.glob(os.path.join(state_dir, "*.json"))):
+        with open(path) as state:
+            settings.append(json.load(state))
+    return [each for each in settings if each.get("kind") == "swarm"]
+
+
+def watch(rules, state_dir, interval):
+    """Keep every user server on this node isolated; never returns."""
+    fleet = Fleet(rules)
+    events = None
+    while True:
+        if events is None or events.poll() is not None:
+            # Ends with the engine (a restart): started again on the next round.
+            events = subprocess.Popen(
+                ["docker", "events", "--format", "{{.ID}}", "--filter", "type=container", "--filter", "event=start",
+                 "--filter", "label=hubfleet.kind=user-server"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            fleet.reconcile(swarm_settings(state_dir))
+        except (OSError, ValueError, RuntimeError) as error:
+            say("round failed, trying again: %s" % error)
+        ready = select.select([events.stdout], [], [], interval)[0]
+        if ready and not os.read(events.stdout.fileno(), 65536):
+            events.wait()
+            time.sleep(1)  # the engine is down or restarting: no busy loop meanwhile
+
+
 def load_rules(library):
     sys.path.insert(0, library)
     import firewall  # pylint: disable=import-outside-toplevel,import-error
@@ -119,12 +255,16 @@ def load_rules(library):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="hubfleet-firewall", description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("command", choices=["apply", "check"])
+    parser.add_argument("command", choices=["apply", "check", "watch"])
     parser.add_argument("--wait", type=float, default=0,
                         help="seconds to wait for the engine, each network and each hub's address (default 0)")
     parser.add_argument("--state-dir", default=STATE_DIR, help="where the role saves each hub's settings")
     parser.add_argument("--library", default=LIBRARY, help="where firewall.py (the rule builder) is")
+    parser.add_argument("--interval", type=float, default=5,
+                        help="watch: seconds between two checks of every user server's rules (default 5)")
     args = parser.parse_args(argv)
+    if args.command == "watch":
+        watch(load_rules(args.library), args.state_dir, args.interval)
     host = Host(load_rules(args.library))
     deadline = time.monotonic() + args.wait
     files = sorted(glob.glob(os.path.join(args.state_dir, "*.json")))
@@ -144,6 +284,8 @@ def main(argv=None):
     for path in files:
         with open(path) as state:
             settings = json.load(state)
+        if settings.get("kind") == "swarm":
+            continue  # a fleet node's user servers: ``watch`` keeps them
         commands = host.commands(settings, deadline)
         if args.command == "check":
             for command in commands:

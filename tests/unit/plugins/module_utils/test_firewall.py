@@ -23,7 +23,12 @@ from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.firewall impor
     jump_rule,
     jumps_to,
     parse_allowlist,
+    network_subnets,
     remove_commands,
+    restore_script,
+    swarm_hub_addresses,
+    task_rules,
+    task_rules6,
     wanted_state,
 )
 
@@ -190,3 +195,92 @@ def test_remove_commands_drop_the_jumps_before_the_chains():
         ["-F", forward], ["-X", forward], ["-F", incoming], ["-X", incoming],
     ]
     assert remove_commands({}, "hub") == []
+
+
+# --- the fleet: rules in each user server's own network namespace --------------------------
+
+
+def test_task_rules_whole_chains():
+    chains = task_rules(hub_addresses=["10.231.255.249"], hub_api_port=8081, overlay_subnets=["10.231.0.0/16"],
+                        node_addresses=["172.19.0.2", "203.0.113.7"], allowlist=[("10.20.0.5/32", 27000)])
+    assert chains == {
+        "HUBFLEET-OUT": [
+            "-A HUBFLEET-OUT -o lo -j RETURN",
+            "-A HUBFLEET-OUT -m conntrack --ctdir REPLY -j RETURN",
+            "-A HUBFLEET-OUT -d 10.231.255.249/32 -p tcp -m tcp --dport 8081 -j RETURN",
+            "-A HUBFLEET-OUT -d 10.231.0.0/16 " + REJECT,
+            "-A HUBFLEET-OUT -d 172.19.0.2/32 " + REJECT,
+            "-A HUBFLEET-OUT -d 203.0.113.7/32 " + REJECT,
+            "-A HUBFLEET-OUT -d 10.20.0.5/32 -p tcp -m tcp --dport 27000 -j RETURN",
+            "-A HUBFLEET-OUT -d 10.20.0.5/32 -p udp -m udp --dport 27000 -j RETURN",
+            "-A HUBFLEET-OUT -d 10.0.0.0/8 " + REJECT,
+            "-A HUBFLEET-OUT -d 172.16.0.0/12 " + REJECT,
+            "-A HUBFLEET-OUT -d 192.168.0.0/16 " + REJECT,
+            "-A HUBFLEET-OUT -d 100.64.0.0/10 " + REJECT,
+            "-A HUBFLEET-OUT -d 169.254.0.0/16 " + REJECT,
+            "-A HUBFLEET-OUT -j RETURN",
+        ],
+        "HUBFLEET-IN": [
+            "-A HUBFLEET-IN -i lo -j RETURN",
+            "-A HUBFLEET-IN -m conntrack --ctdir REPLY -j RETURN",
+            "-A HUBFLEET-IN -s 10.231.255.249/32 -j RETURN",
+            "-A HUBFLEET-IN " + REJECT,
+        ],
+    }
+
+
+def test_task_rules_without_the_hub_fail_closed():
+    chains = task_rules(overlay_subnets=["10.0.1.0/24"])
+    assert not [rule for rule in chains["HUBFLEET-OUT"] + chains["HUBFLEET-IN"] if "8081" in rule or " -s " in rule]
+    assert chains["HUBFLEET-IN"][-1] == "-A HUBFLEET-IN " + REJECT
+
+
+def test_the_overlay_is_rejected_before_the_allowlist_even_when_it_covers_it():
+    out = task_rules(overlay_subnets=["10.0.1.0/24"], allowlist=[("10.0.0.0/8", None)])["HUBFLEET-OUT"]
+    assert out.index("-A HUBFLEET-OUT -d 10.0.1.0/24 " + REJECT) < out.index("-A HUBFLEET-OUT -d 10.0.0.0/8 -j RETURN")
+
+
+def test_task_rules6_deny_link_local_unique_local_and_multicast_but_keep_neighbour_discovery():
+    chains = task_rules6()
+    reject6 = "-j REJECT --reject-with icmp6-port-unreachable"
+    out = chains["HUBFLEET-OUT"]
+    for cidr in ("fe80::/10", "fc00::/7", "ff00::/8"):
+        assert "-A HUBFLEET-OUT -d %s %s" % (cidr, reject6) in out
+    for kind in (133, 134, 135, 136):
+        rule = "-p ipv6-icmp -m icmp6 --icmpv6-type %d -j RETURN" % kind
+        assert out.index("-A HUBFLEET-OUT " + rule) < out.index("-A HUBFLEET-OUT -d fe80::/10 " + reject6)
+        assert "-A HUBFLEET-IN " + rule in chains["HUBFLEET-IN"]
+    assert out[-1] == "-A HUBFLEET-OUT -j RETURN"
+    assert chains["HUBFLEET-IN"][-1] == "-A HUBFLEET-IN " + reject6
+
+
+def test_restore_script_replaces_the_filter_table_with_the_jumps_first():
+    script = restore_script({"HUBFLEET-OUT": ["-A HUBFLEET-OUT -j RETURN"], "HUBFLEET-IN": ["-A HUBFLEET-IN -j RETURN"]})
+    assert script == "\n".join([
+        "*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+        ":HUBFLEET-IN - [0:0]", ":HUBFLEET-OUT - [0:0]",
+        "-A INPUT -j HUBFLEET-IN", "-A OUTPUT -j HUBFLEET-OUT",
+        "-A HUBFLEET-IN -j RETURN", "-A HUBFLEET-OUT -j RETURN", "COMMIT", ""])
+
+
+VERBOSE_OVERLAY = {
+    "IPAM": {"Config": [{"Subnet": "10.231.0.0/16", "Gateway": "10.231.0.1"}, {"Subnet": "fd00:1::/64"}]},
+    "Services": {
+        "": {"Tasks": [{"Name": "hfs1-hub", "EndpointIP": "10.231.255.249"}, {"Name": "other", "EndpointIP": "10.231.0.9"}]},
+        "hubfleet-hub": {"Tasks": [{"Name": "hubfleet-hub.1.x", "EndpointIP": "10.231.0.2"}]},
+        "hubfleet-alice": {"Tasks": [{"Name": "hubfleet-alice.1.y", "EndpointIP": "10.231.0.4"}]},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "hub, addresses",
+    [("hubfleet-hub", ["10.231.0.2"]), ("hfs1-hub", ["10.231.255.249"]), ("gone", [])],
+)
+def test_the_hubs_overlay_addresses_are_those_of_its_service_or_its_attached_container(hub, addresses):
+    assert swarm_hub_addresses(VERBOSE_OVERLAY, hub) == addresses
+
+
+def test_network_subnets_are_the_ipv4_ones():
+    assert network_subnets(VERBOSE_OVERLAY) == ["10.231.0.0/16"]
+    assert network_subnets({}) == []
