@@ -48,18 +48,47 @@ def context_hash(root, build_args=None, labels=None, extra=""):
     ``extra``: any other input that is not a file of the context (e.g. the digest of a pulled
     ``FROM`` image); left out of the hash when empty.
     """
+    return entries_hash(root_entries(root), build_args, labels, extra)
+
+
+def root_entries(root):
+    """The files below ``root`` as (relative path, reader) pairs for ``entries_hash``."""
+    return [(path, file_reader(os.path.join(root, path))) for path in context_files(root)]
+
+
+def is_input(path):
+    """Whether a file at this ``/``-separated path in a context is an input of the image."""
+    return not any(_skipped(part) for part in path.split("/"))
+
+
+def entries_hash(entries, build_args=None, labels=None, extra=""):
+    """``context_hash`` of a context not laid out yet: ``entries`` are (relative path, reader)
+    pairs, a reader being a function returning the file's bytes. The same files at the same
+    paths give the same tag as the assembled directory does; paths that are no input
+    (``is_input``) are left out, as the directory walk leaves them out.
+    """
     digest = hashlib.sha256()
 
     def part(data):
         # Each part hashed on its own, so the boundary between parts counts.
         digest.update(hashlib.sha256(data).digest())
 
-    for path in context_files(root):
+    kept = sorted(((path, read) for path, read in entries if is_input(path)), key=lambda entry: entry[0])
+    for index, (path, read) in enumerate(kept):
+        if index and kept[index - 1][0] == path:
+            raise ValueError("two files at %s in one build context" % path)
         part(path.encode("utf-8"))
-        with open(os.path.join(root, path), "rb") as handle:
-            part(handle.read())
+        part(read())
     part(json.dumps(build_args or {}, sort_keys=True).encode("utf-8"))
     part(json.dumps(labels or {}, sort_keys=True).encode("utf-8"))
     if extra:
         part(extra.encode("utf-8"))
     return digest.hexdigest()[:HASH_LENGTH]
+
+
+def file_reader(path):
+    """A reader for ``entries_hash``: a function returning the bytes of the file at ``path``."""
+    def read():
+        with open(path, "rb") as handle:
+            return handle.read()
+    return read

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.image_hash import context_files, context_hash
+from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.image_hash import (
+    context_files, context_hash, entries_hash, file_reader, root_entries)
 
 
 def write(root, path, content):
@@ -70,3 +71,28 @@ def test_a_boundary_between_path_and_content_counts(tmp_path):
     write(one, "ab", b"c")
     write(two, "a", b"bc")
     assert context_hash(str(one)) != context_hash(str(two))
+
+
+def test_a_context_not_laid_out_yet_hashes_as_the_assembled_directory(tmp_path, context):
+    """The role hashes on the controller before copying anything: the definition directory,
+    further files placed below a destination, and content given inline."""
+    source = tmp_path / "source"
+    write(source, "pkg/module.py", b"x = 1\n")
+    write(source, "pkg/__pycache__/module.cpython-311.pyc", b"\0")
+    entries = root_entries(str(context))
+    # The assembled context already holds spawner/pkg/module.py; the rest arrives as entries.
+    write(context, "ca-bundle.crt", b"-----BEGIN CERTIFICATE-----\n")
+    assembled = context_hash(str(context), {"A": "1"}, {"l": "v"})
+    entries = [entry for entry in entries if entry[0] != "spawner/pkg/module.py"]
+    entries += [("spawner/pkg/module.py", file_reader(str(source / "pkg/module.py"))),
+                ("spawner/pkg/__pycache__/module.cpython-311.pyc",
+                 file_reader(str(source / "pkg/__pycache__/module.cpython-311.pyc"))),
+                ("ca-bundle.crt", lambda: b"-----BEGIN CERTIFICATE-----\n")]
+    assert entries_hash(entries, {"A": "1"}, {"l": "v"}) == assembled
+    assert entries_hash(entries[:-1], {"A": "1"}, {"l": "v"}) != assembled
+
+
+def test_two_files_at_one_path_are_refused(context):
+    entries = root_entries(str(context)) + [("Dockerfile", lambda: b"FROM other\n")]
+    with pytest.raises(ValueError, match="two files at Dockerfile"):
+        entries_hash(entries)
