@@ -589,14 +589,19 @@ class SwarmHub(HubAPI):
         settings.update(self.filter_policy)
         return Policy(**settings)
 
+    def _socket_gid(self):
+        """The group of the manager's Docker socket."""
+        return self.swarm.exec(self.swarm.manager, "stat", "-c", "%g", "/var/run/docker.sock").stdout.decode().strip()
+
     def start_filter(self, timeout=30):
         """Start the Docker API filter container on the manager; wait for its socket."""
-        socket_gid = self.swarm.exec(self.swarm.manager, "stat", "-c", "%g", "/var/run/docker.sock").stdout.decode().strip()
+        socket_gid = self._socket_gid()
         self.docker.volumes.create(self.filter_volume, labels=self.labels("docker-api"))
         docker_filter = self.docker.containers.run(
             self.image,
             ["python", "-m", "hubfleet_spawner.docker_filter", "--policy", json.dumps(self.policy().to_dict()),
-             "--listen", FILTER_SOCKET],
+             # DEBUG: a line per allowed request, which tests count (test_swarm_spawner).
+             "--listen", FILTER_SOCKET, "--log-level", "DEBUG"],
             name=self.filter_container_name,
             detach=True,
             restart_policy={"Name": "unless-stopped"},
@@ -644,8 +649,10 @@ class SwarmHub(HubAPI):
             ports={"%d/tcp" % HUB_PROXY_PORT: HUB_PROXY_PORT},
             # As the single-host role runs the hub: back by itself after its engine restarts.
             restart_policy={"Name": "unless-stopped"},
-            # Without the filter the hub needs the socket, which only root may open.
-            user="%d:%d" % (HUB_UID, HUB_UID) if self.docker_filter else "0",
+            # Without the filter the hub opens the socket itself, through the socket's group (root
+            # without capabilities could open it but not read its own 0600 config).
+            user="%d:%d" % (HUB_UID, HUB_UID),
+            group_add=[] if self.docker_filter else [self._socket_gid()],
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             environment={"DOCKER_HOST": "unix://" + FILTER_SOCKET} if self.docker_filter else {"DOCKER_HOST": ""},

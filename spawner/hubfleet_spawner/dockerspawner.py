@@ -196,6 +196,18 @@ class DockerSpawner(Spawner):
         help="Keyword arguments for docker.tls.TLSConfig, for an engine reached over TLS.",
     ).tag(config=True)
 
+    docker_api = Any(
+        None,
+        allow_none=True,
+        help="""The Docker client every Docker call of this spawner goes through. Default
+        (None): the hub's shared DockerAPI for client_kwargs, tls_config and
+        docker_concurrency (one per engine). Any object with DockerAPI's interface will
+        do (async `call(method, *args, **kwargs)` and `run(func, *args)`, the blocking
+        docker.APIClient as `client` for pulls and the events stream, `engine_cpus()`,
+        `boot_slots(size)`): tests pass a fake, e.g. `DockerSpawner(docker_api=engine)`.
+        The spawners' shared views are per client: give every spawner of a hub the same one.""",
+    ).tag(config=True)
+
     docker_concurrency = Int(
         DEFAULT_CONCURRENCY,
         help="How many Docker API calls may run at once for the whole hub. A slow pull "
@@ -641,7 +653,9 @@ class DockerSpawner(Spawner):
 
     @property
     def docker(self):
-        """The shared Docker client of this hub (one per engine and settings)."""
+        """The Docker client (docker_api), by default the hub's shared one (one per engine and settings)."""
+        if self.docker_api is not None:
+            return self.docker_api
         return DockerAPI.shared(self.client_kwargs, self.tls_config, self.docker_concurrency)
 
     @property
@@ -1270,12 +1284,18 @@ class DockerSpawner(Spawner):
 
     # --- a server that stops by itself -------------------------------------------
 
+    @property
+    def watched_object(self):
+        """The id of what the view watches for this server (its container)."""
+        return self.container_id
+
     def watch_server(self):
-        """Be told by the container view the moment this server's container dies, so the
-        hub stops routing to it at once rather than at its next poll (poll_interval)."""
-        if self.container_id and self._watched != self.container_id:
-            self._watched = self.container_id
-            self.view.watch(self.container_id, self._server_died)
+        """Be told by the shared view the moment this server dies, so the hub stops
+        routing to it at once rather than at its next poll (poll_interval)."""
+        object_id = self.watched_object
+        if object_id and self._watched != object_id:
+            self._watched = object_id
+            self.view.watch(object_id, self._server_died)
 
     def unwatch_server(self):
         if self._watched:
@@ -1283,9 +1303,9 @@ class DockerSpawner(Spawner):
             self._watched = ""
 
     def _server_died(self, state):
-        container_id, self._watched = self._watched, ""
-        if container_id and container_id == self.container_id and not (self._starting or self._stop_pending):
-            asyncio.ensure_future(self._notice_death(container_id))
+        object_id, self._watched = self._watched, ""
+        if object_id and object_id == self.watched_object and not (self._starting or self._stop_pending):
+            asyncio.ensure_future(self._notice_death(object_id))
 
     async def _notice_death(self, container_id):
         """Record why the server stopped, then tell the hub (poll_and_notify: its

@@ -22,6 +22,7 @@ from traitlets import Bool, CaselessStrEnum, Callable, Dict, Float, List, TraitE
 from . import labels, ownership
 from .dockerspawner import DockerSpawner, _docker_message
 from .errors import SpawnError
+from .reflector import TASK_ACTIVE, SwarmView, newest_task, task_in_doubt
 from .runtime import Runtime
 from .specs import CREATE_KWARGS_AS_CONTAINER_SPEC, ServiceOptions, freeze, service_mounts, service_spec, thaw
 from .volumes import render_nested
@@ -37,7 +38,6 @@ TASK_PROGRESS = {
     "starting": (65, "Starting on node {node}"),
     "running": (75, "Running on node {node}"),
 }
-TASK_ACTIVE = set(TASK_PROGRESS)
 TASK_FAILED = {"failed", "rejected", "orphaned", "remove", "shutdown"}
 # The node state in which the node's tasks no longer run as far as the swarm knows: a node
 # whose host is gone keeps its tasks "running" in the swarm's view until it comes back.
@@ -127,7 +127,8 @@ REFUSED_OPTIONS = {
     "remove": (lambda value: not value, "a stopped server's service is always removed (its files live in volumes)"),
     "boot_concurrency": (lambda value: value > 0, "the swarm spreads servers over its nodes, each boots its own"),
     "boot_slot_timeout": (_always, "there are no boot turns on the swarm (see boot_concurrency)"),
-    "container_view_resync_interval": (_always, "the SwarmSpawner follows each server's task, not a container view"),
+    "container_view_resync_interval": (_always, "the SwarmSpawner's view of services and tasks lists every "
+                                       "service_view_interval"),
     "orphan_grace_period": (_always, "services are not reaped; a service left by a killed hub is replaced at the "
                             "user's next start"),
     "extra_host_config": (lambda value: bool(value) and not callable(value),
@@ -181,6 +182,7 @@ class ServiceRuntime(Runtime):
             settings = self.spawner.pinned_to(settings, node_id)
         created = await self.spawner.docker.call("create_service", **service_spec(settings))
         self.spawner.service_id = created["ID"]
+        self.spawner.view.note_service(created["ID"], settings.name, thaw(settings.labels))
         return created["ID"]
 
     async def run(self, settings, service_id):
@@ -271,6 +273,18 @@ class SwarmSpawner(DockerSpawner):
         node's NVIDIA runtime gives the task the reserved devices.""",
     ).tag(config=True)
 
+    service_view_interval = Float(
+        help="""Seconds between the listings of the view every poll reads: this hub's
+        services (with the swarm's count of their running tasks) and their tasks, two
+        Docker requests whatever the number of servers. Default: the poll interval
+        (Spawner.poll_interval), so a server that stopped is seen at the next poll.
+        One view serves the whole hub: the first server's value counts.""",
+    ).tag(config=True)
+
+    @default("service_view_interval")
+    def _service_view_interval_default(self):
+        return float(self.poll_interval)
+
     pending_grace = Float(
         5.0,
         help="Seconds a task may stay pending with a scheduler error (no suitable node) before the spawn fails with it.",
@@ -318,6 +332,11 @@ class SwarmSpawner(DockerSpawner):
     def clear_state(self):
         super().clear_state()
         self.service_id = ""
+
+    @property
+    def view(self):
+        """The hub's shared view of its services and tasks (what poll reads)."""
+        return SwarmView.shared(self.docker, self.hub_label, self.log, self.service_view_interval)
 
     # --- building the service -------------------------------------------------------
 
@@ -398,13 +417,12 @@ class SwarmSpawner(DockerSpawner):
             await self.docker.call("remove_service", service_id)
         except docker.errors.NotFound:
             pass
+        self.view.forget_service(service_id)
 
     async def tasks(self, service_id=None):
         return await self.docker.call("tasks", filters={"service": service_id or self.service_id})
 
-    @staticmethod
-    def newest(tasks):
-        return max(tasks, key=lambda t: (t.get("Version", {}).get("Index", 0), t.get("CreatedAt", ""))) if tasks else None
+    newest = staticmethod(newest_task)
 
     async def task_node(self, task):
         """The task's node (inspect_node), or None if the swarm no longer has it."""
@@ -513,10 +531,29 @@ class SwarmSpawner(DockerSpawner):
         return settings.replace(service=dataclasses.replace(settings.service, placement=freeze(placement)))
 
     async def poll(self):
+        """From the hub's shared view (no request of its own) while the server runs; the
+        engine is asked only when the view cannot tell: a service it has not listed, or
+        a task that ended or whose node is down (``task_in_doubt``), for its exit code
+        or its node's name."""
+        view = self.view
+        view.start()
         if self._starting:
             return None
         if not self.service_id:
             return 0
+        found = await view.service(self.service_id)
+        if found is None:
+            return await self.poll_engine()
+        task = self.newest(found[1])
+        if task is None:
+            return None  # listed before its task was
+        if task_in_doubt(task):
+            return await self.poll_engine()
+        self.watch_server()  # a server found again after a hub restart
+        return None
+
+    async def poll_engine(self):
+        """poll() from the engine itself: the service's tasks, and its task's node."""
         try:
             task = self.newest(await self.tasks())
         except docker.errors.NotFound:
@@ -540,7 +577,20 @@ class SwarmSpawner(DockerSpawner):
         exit_code = task.get("Status", {}).get("ContainerStatus", {}).get("ExitCode")
         return exit_code if exit_code is not None else 0
 
+    # --- a server that stops by itself (told by the view at its listing) -------------
+
+    @property
+    def watched_object(self):
+        return self.service_id
+
+    async def _notice_death(self, service_id):
+        """The view saw this server's service gone or its task in doubt: poll (from the
+        engine) and tell the hub when it stopped, or watch on when it still runs."""
+        if await self.poll_and_notify() is None:
+            self.watch_server()
+
     async def stop(self, now=False):
+        self.unwatch_server()
         ids = [self.service_id] if self.service_id else []
         try:
             ids += [s["ID"] for s in await self.find_services() if s["ID"] not in ids]

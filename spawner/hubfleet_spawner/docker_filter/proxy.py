@@ -189,6 +189,7 @@ class DockerFilter:
             if answer is not None:
                 return answer, None
         self.allowed += 1
+        log.debug("allowed %s %s", method, parts.path)
         if verdict.query is not query and verdict.query is not None:
             target = parts.path + "?" + urlencode(verdict.query, doseq=True)
         return None, target

@@ -1,5 +1,6 @@
 """SwarmSpawner on a real three-node swarm, through a real JupyterHub + CHP inside it."""
 
+import re
 import time
 
 import pytest
@@ -198,3 +199,25 @@ def test_the_minimal_image_saves_at_its_first_spawn_on_the_tasks_node(hub, swarm
     hub.stop_server(user)
     assert hub.docker.services.list(filters={"label": ["hubfleet.hub=%s" % hub.hub_label,
                                                        "hubfleet.kind=volume-prep"]}) == []
+
+
+def test_with_servers_running_the_hub_asks_the_engine_at_most_twice_a_poll_cycle(hub):
+    """Every poll reads the hub's shared view of its services and tasks: two listings a
+    poll cycle whatever the number of servers (counted in the hub's Docker API filter,
+    which logs each request it lets through)."""
+    users = ["count%d" % i for i in range(3)]
+    for user in users:
+        spawn_ready(hub, user)
+    cycles, poll_interval = 5, 3  # testbed's c.Spawner.poll_interval
+    time.sleep(poll_interval)  # past the last spawn's own requests
+    began = int(time.time())
+    time.sleep(cycles * poll_interval)
+    ended = int(time.time())
+    log = hub.docker.containers.get(hub.filter_container_name).logs(since=began, until=ended).decode(errors="replace")
+    requests = [line for line in log.splitlines() if " allowed " in line]
+    print("%d Docker requests in %d s (%d poll cycles) with %d servers running:\n%s"
+          % (len(requests), ended - began, cycles, len(users), "\n".join(requests)))
+    # A round that straddles either end of the window counts at most one more.
+    assert len(requests) <= 2 * (cycles + 1), requests
+    assert any(re.search(r"GET /v[0-9.]+/tasks$", line) for line in requests), "the view lists the tasks"
+    stop_all(hub, users)

@@ -65,23 +65,12 @@ def make(engine, cls=DockerSpawner, environment=None, **config):
     c = Config()
     for key, value in config.items():
         setattr(getattr(c, cls.__name__), key, value)
-    spawner = cls(config=c)
+    spawner = cls(config=c, docker_api=engine)
     spawner.user = SimpleNamespace(name="alice")
     spawner.orm_spawner = SimpleNamespace(name="", server=None)
     spawner.get_env = lambda: dict(environment or {})
     spawner.get_args = lambda: []
     return spawner
-
-
-@pytest.fixture
-def use(monkeypatch):
-    """use(engine): every spawner of the test talks to ``engine``."""
-
-    def using(engine):
-        monkeypatch.setattr(DockerSpawner, "docker", property(lambda self: engine))
-        return engine
-
-    return using
 
 
 # --- pure rules ---------------------------------------------------------------------------
@@ -127,16 +116,16 @@ def test_home_in_a_volume_name_is_refused_with_a_reason():
 # --- resolved per spawn -------------------------------------------------------------------
 
 
-async def test_the_home_comes_from_the_image_env_without_a_container(use):
-    engine = use(FakeEngine())
+async def test_the_home_comes_from_the_image_env_without_a_container():
+    engine = FakeEngine()
     spawner = make(engine, volumes={"{prefix}-home-{username}": "{home}"})
     settings = await spawner.resolve_settings(IMAGE, WITH_HOME)
     assert settings.binds["jupyter-home-alice"] == {"bind": "/home/jovyan", "mode": "rw"}
     assert engine.count("create_container") == 0
 
 
-async def test_the_home_is_read_from_the_images_passwd_once_per_image_and_user(use):
-    engine = use(FakeEngine(homes={"jovyan": "/home/jovyan"}))
+async def test_the_home_is_read_from_the_images_passwd_once_per_image_and_user():
+    engine = FakeEngine(homes={"jovyan": "/home/jovyan"})
     spawner = make(engine, volumes={"{prefix}-home-{username}": "{home}"}, notebook_dir="~")
     settings = await spawner.resolve_settings(IMAGE, MINIMAL)
     assert settings.binds["jupyter-home-alice"]["bind"] == "/home/jovyan"
@@ -151,8 +140,8 @@ async def test_the_home_is_read_from_the_images_passwd_once_per_image_and_user(u
     assert engine.count("create_container") == 1
 
 
-async def test_another_users_home_in_another_image(use):
-    engine = use(FakeEngine(homes={"app": "/home/app"}))
+async def test_another_users_home_in_another_image():
+    engine = FakeEngine(homes={"app": "/home/app"})
     image = {"Id": "sha256:app", "Config": {"User": "app", "Env": []}}
     spawner = make(engine, volumes={"{prefix}-home-{username}": "{home}"}, read_only_volumes={"/srv/course": "{home}/course"})
     settings = await spawner.resolve_settings(IMAGE, image)
@@ -160,20 +149,20 @@ async def test_another_users_home_in_another_image(use):
     assert settings.binds["/srv/course"] == {"bind": "/home/app/course", "mode": "ro"}
 
 
-async def test_a_user_without_a_home_fails_the_spawn_with_the_reason(use):
-    engine = use(FakeEngine(homes={}))  # Docker's HOME for a uid missing from /etc/passwd is /
+async def test_a_user_without_a_home_fails_the_spawn_with_the_reason():
+    engine = FakeEngine(homes={})  # Docker's HOME for a uid missing from /etc/passwd is /
     spawner = make(engine, volumes={"{prefix}-home-{username}": "{home}"})
     with pytest.raises(SpawnError, match="home directory.*cannot hold a volume"):
         await spawner.resolve_settings(IMAGE, MINIMAL)
-    engine = use(FakeEngine(start_error="unable to find user nobody-here: no matching entries in passwd file"))
+    engine = FakeEngine(start_error="unable to find user nobody-here: no matching entries in passwd file")
     spawner = make(engine, volumes={"{prefix}-home-{username}": "{home}"}, extra_create_kwargs={"user": "nobody-here"})
     with pytest.raises(SpawnError, match="nobody-here.*passwd"):
         await spawner.resolve_settings(IMAGE, MINIMAL)
     assert engine.containers == {}
 
 
-async def test_swarm_uses_default_home_when_it_cannot_look_into_the_image(use, monkeypatch):
-    engine = use(FakeEngine())
+async def test_swarm_uses_default_home_when_it_cannot_look_into_the_image(monkeypatch):
+    engine = FakeEngine()
     spawner = make(engine, cls=SwarmSpawner, volumes={"{prefix}-home-{username}": "{home}"}, default_home="/home/app")
     monkeypatch.setattr(spawner, "placement", _no_placement)
     settings = await spawner.resolve_settings(IMAGE, None)
@@ -185,8 +174,8 @@ async def _no_placement():
     return {"Constraints": []}
 
 
-async def test_configs_without_home_ask_nothing(use):
-    engine = use(FakeEngine())
+async def test_configs_without_home_ask_nothing():
+    engine = FakeEngine()
     spawner = make(engine, volumes={"{prefix}-user-{username}": "/home/jovyan/work"})
     settings = await spawner.resolve_settings(IMAGE, MINIMAL)
     assert "home" not in settings.names and engine.calls == []
@@ -195,12 +184,12 @@ async def test_configs_without_home_ask_nothing(use):
 # --- existing_volumes ---------------------------------------------------------------------
 
 
-async def test_an_existing_volume_is_mounted_only_when_it_exists(use):
+async def test_an_existing_volume_is_mounted_only_when_it_exists():
     config = dict(
         volumes={"{prefix}-home-{username}": "{home}"},
         existing_volumes={"{prefix}-user-{username}": "{home}/work"},
     )
-    engine = use(FakeEngine(volumes={"jupyter-user-alice"}))
+    engine = FakeEngine(volumes={"jupyter-user-alice"})
     settings = await make(engine, **config).resolve_settings(IMAGE, WITH_HOME)
     assert settings.binds == {
         "jupyter-home-alice": {"bind": "/home/jovyan", "mode": "rw"},
@@ -208,7 +197,7 @@ async def test_an_existing_volume_is_mounted_only_when_it_exists(use):
     }
     assert set(settings.named_volumes) == {"jupyter-home-alice", "jupyter-user-alice"}
 
-    engine = use(FakeEngine(volumes=set()))  # a new user: no old volume, none created
+    engine = FakeEngine(volumes=set())  # a new user: no old volume, none created
     settings = await make(engine, **config).resolve_settings(IMAGE, WITH_HOME)
     assert settings.binds == {"jupyter-home-alice": {"bind": "/home/jovyan", "mode": "rw"}}
     assert list(settings.named_volumes) == ["jupyter-home-alice"]
@@ -268,11 +257,10 @@ def test_a_new_group_volume_is_prepared_for_every_member():
     assert [m.source for m in ownership.mounts_to_prepare(plan, ["h"], ["g"], {"g": {}})] == ["h"]
 
 
-async def test_group_volumes_follow_the_users_groups_and_carry_the_groups_labels(use):
-    use(FakeEngine())
+async def test_group_volumes_follow_the_users_groups_and_carry_the_groups_labels():
     config = dict(volumes={"{prefix}-home-{username}": "{home}"},
                   group_volumes={"{prefix}-group-{groupname}": "{home}/groups/{groupname}"})
-    spawner = make(None, **config)
+    spawner = make(FakeEngine(), **config)
     spawner.user = SimpleNamespace(name="alice", groups=[SimpleNamespace(name="proj")])
     settings = await spawner.resolve_settings(IMAGE, WITH_HOME)
     assert settings.binds["jupyter-group-proj"] == {"bind": "/home/jovyan/groups/proj", "mode": "rw"}

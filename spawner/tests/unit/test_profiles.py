@@ -152,12 +152,11 @@ def test_constraints_are_refused_on_one_host():
         spawner(profiles=[{"name": "gpu", "image": "i", "constraints": ["node.labels.pool==gpu"]}])
 
 
-async def test_swarm_places_a_profile_by_its_constraints(monkeypatch):
+async def test_swarm_places_a_profile_by_its_constraints():
     class NoWorkers:
         async def call(self, method, **kwargs):
             return []
 
-    monkeypatch.setattr(SwarmSpawner, "docker", property(lambda self: NoWorkers()))
     profiles = [
         {"name": "cpu", "image": "i"},
         {"name": "gpu", "image": "i", "constraints": ["node.labels.hubfleet.pool==gpu"]},
@@ -167,6 +166,7 @@ async def test_swarm_places_a_profile_by_its_constraints(monkeypatch):
         profiles=profiles,
         placement_constraints=["node.labels.hubfleet.role==user"],
         user_options={"profile": "gpu"},
+        docker_api=NoWorkers(),
     )
     assert (await s.placement())["Constraints"] == ["node.labels.hubfleet.role==user", "node.labels.hubfleet.pool==gpu"]
     s.user_options = {"profile": "cpu"}

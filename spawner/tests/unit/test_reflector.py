@@ -7,7 +7,7 @@ events is the test's to choose (pure logic: real engines are in tests/integratio
 import asyncio
 import logging
 
-from hubfleet_spawner.reflector import ContainerState, ContainerView
+from hubfleet_spawner.reflector import ContainerState, ContainerView, SwarmView, task_in_doubt
 
 
 class HeldListing:
@@ -206,3 +206,105 @@ async def test_a_stop_waiting_on_the_view_is_told_by_the_die_event_or_a_listing(
     # Already stopped: done at once.
     view.note(ContainerState("c", "c", "exited", exit_code=0))
     assert view.stopped("c").done()
+
+
+# --- the swarm view: services and their tasks ------------------------------------------------
+
+
+class Swarm:
+    """A manager's listings of services and tasks; ``held`` makes the services listing
+    wait until the test releases it."""
+
+    def __init__(self, services, tasks, held=False):
+        self.services, self.tasks, self.calls = services, tasks, []
+        self.release = asyncio.Event()
+        self.asked = asyncio.Event()
+        if not held:
+            self.release.set()
+
+    async def call(self, method, *args, **kwargs):
+        self.calls.append((method, kwargs))
+        if method == "services":
+            assert kwargs == {"filters": {"label": ["hubfleet.hub=hub", "hubfleet.kind=user-server"]}}
+            self.asked.set()
+            await self.release.wait()
+            return [{"ID": s, "Spec": {"Name": "jupyter-" + s, "Labels": {}}} for s in self.services]
+        assert method == "tasks", method
+        wanted = kwargs["filters"]["service"]
+        return [t for t in self.tasks if t["ServiceID"] in wanted]
+
+
+def task(service_id, state="running", desired="running", index=1):
+    return {"ID": "t-%s-%d" % (service_id, index), "ServiceID": service_id, "Status": {"State": state},
+            "DesiredState": desired, "Version": {"Index": index}}
+
+
+def swarm_view(api):
+    return SwarmView(api, "hub", logging.getLogger("test"))
+
+
+async def test_the_swarm_view_lists_50_servers_in_two_requests_and_asks_tasks_of_its_services_only():
+    services = ["s%02d" % i for i in range(50)]
+    api = Swarm(services, [task(s) for s in services] + [task("other-hubs")])
+    view = swarm_view(api)
+    await view._list()
+    assert [method for method, _ in api.calls] == ["services", "tasks"]
+    assert api.calls[1][1] == {"filters": {"service": services}}
+    assert view.requests == 2
+    assert [t["ServiceID"] for t in view.tasks_of("s07")] == ["s07"]
+
+
+async def test_a_swarm_view_without_services_asks_no_tasks():
+    api = Swarm([], [task("x")])
+    view = swarm_view(api)
+    await view._list()
+    assert [method for method, _ in api.calls] == ["services"] and view.requests == 1
+
+
+async def test_a_service_created_while_a_listing_is_on_its_way_is_kept_and_its_tasks_are_asked():
+    api = Swarm([], [task("new")], held=True)
+    view = swarm_view(api)
+    listing = asyncio.ensure_future(view._list())
+    await api.asked.wait()
+    view.note_service("new", "jupyter-new")
+    api.release.set()
+    await listing
+    assert "new" in view._objects["service"]
+    assert [t["ID"] for t in view.tasks_of("new")] == ["t-new-1"]
+
+
+async def test_a_service_removed_while_a_listing_is_on_its_way_stays_gone_with_its_tasks():
+    api = Swarm(["gone"], [task("gone")])
+    view = swarm_view(api)
+    await view._list()
+    api.release.clear()
+    api.asked.clear()
+    listing = asyncio.ensure_future(view._list())
+    await api.asked.wait()
+    view.forget_service("gone")
+    api.release.set()
+    await listing
+    assert "gone" not in view._objects["service"] and view.tasks_of("gone") == []
+
+
+async def test_the_swarm_view_tells_watchers_of_servers_gone_or_in_doubt_once_and_not_of_running_ones():
+    api = Swarm(["up", "lost", "ended"], [task("up"), task("lost", desired="shutdown"),
+                                           task("ended", "running", index=1), task("ended", "complete", index=2)])
+    view = swarm_view(api)
+    told = []
+    for service_id in ("up", "lost", "ended", "removed"):
+        view.watch(service_id, lambda state, s=service_id: told.append(s))
+    await view._list()
+    assert sorted(told) == ["ended", "lost", "removed"]
+    await view._list()
+    assert len(told) == 3, "each watcher is told once"
+    assert set(view._watchers) == {"up"}
+
+
+def test_a_task_is_in_doubt_when_it_ended_or_the_swarm_wants_it_shut_down():
+    assert not task_in_doubt(task("s"))
+    assert not task_in_doubt(task("s", "starting"))
+    assert not task_in_doubt(None)
+    assert task_in_doubt(task("s", desired="shutdown"))  # its node is down
+    for ended in ("complete", "failed", "shutdown", "rejected", "orphaned"):
+        assert task_in_doubt(task("s", ended))

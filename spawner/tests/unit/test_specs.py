@@ -51,7 +51,7 @@ def make(cls, user="alice", server="", **config):
     c = Config()
     for key, value in config.items():
         setattr(getattr(c, cls.__name__), key, value)
-    spawner = cls(config=c)
+    spawner = cls(config=c, docker_api=Nodes())
     spawner.user = SimpleNamespace(name=user)
     spawner.orm_spawner = SimpleNamespace(name=server, server=None)
     spawner.get_env = lambda: dict(ENV, MEM_LIMIT="stale")
@@ -62,11 +62,6 @@ def make(cls, user="alice", server="", **config):
 async def settings_of(cls, image_info=NON_ROOT_IMAGE, user="alice", server="", **config):
     spawner = make(cls, user, server, **config)
     return await spawner.resolve_settings(IMAGE, image_info)
-
-
-@pytest.fixture(autouse=True)
-def fake_swarm(monkeypatch):
-    monkeypatch.setattr(SwarmSpawner, "docker", property(lambda self: Nodes()))
 
 
 def container_defaults(**host_config):

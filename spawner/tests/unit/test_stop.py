@@ -32,8 +32,7 @@ class Engine:
 
 
 class ViewSpawner(DockerSpawner):
-    view = None
-    docker = None
+    view = None  # an instance attribute here, not the shared view of a real engine
 
 
 def stopping(dies_after, grace, stop_signal="", remove=False):
@@ -46,9 +45,9 @@ def stopping(dies_after, grace, stop_signal="", remove=False):
     view.note(ContainerState("c1", "jupyter-ada", "running", labels=dict(ada, **signal)))
     view.note(ContainerState("old", "jupyter-ada", "exited", labels=ada))  # an earlier run's
     view.note(ContainerState("b1", "jupyter-bob", "running", labels=dict(ada, **{"hubfleet.user": "bob"})))
-    spawner = ViewSpawner(stop_timeout=grace, remove=remove)
+    view.api = Engine(view, dies_after)
+    spawner = ViewSpawner(stop_timeout=grace, remove=remove, docker_api=view.api)
     spawner.view = view
-    spawner.docker = view.api = Engine(view, dies_after)
     spawner.container_id = "c1"
     spawner.user = SimpleNamespace(name="ada")
     return spawner

@@ -1,6 +1,7 @@
 """A server whose swarm node is lost: task and node state to the spawner's view (pure logic)."""
 
 import asyncio
+from types import SimpleNamespace
 
 import docker.errors
 import pytest
@@ -56,15 +57,26 @@ def test_with_shared_storage_the_user_is_told_the_files_follow():
     assert "empty volumes" not in lost_node_start_message("worker1", shared_storage=True)
 
 
+# As the swarm lists a task on a node that went down: still "running" (nobody is left to
+# report otherwise), but the swarm wants it shut down (seen on the test bed's swarm).
+LOST_TASK = dict(RUNNING_TASK, DesiredState="shutdown")
+
+
 class FakeSwarm:
     """A manager that knows one service with one task on one node."""
 
     def __init__(self, task, node):
         self.task, self.node = task, node
+        self.calls = []
 
     async def call(self, method, *args, **kwargs):
+        self.calls.append(method)
+        if method == "services":
+            assert kwargs == {"filters": {"label": ["hubfleet.hub=jupyter", "hubfleet.kind=user-server"]}}
+            return [{"ID": "svc", "Spec": {"Name": "jupyter-alice", "Labels": {}}}]
         if method == "tasks":
-            return [self.task]
+            assert kwargs["filters"]["service"] in (["svc"], "svc"), kwargs  # the view's listing, or poll_engine
+            return [dict(self.task, ServiceID="svc")]
         if method == "inspect_node":
             if self.node is None:
                 raise docker.errors.NotFound("no such node")
@@ -73,20 +85,17 @@ class FakeSwarm:
 
 
 def polled(task, node_info, **config):
-    s = SwarmSpawner(**config)
-    s.__dict__["_fake"] = FakeSwarm(task, node_info)
+    engine = FakeSwarm(task, node_info)
+    s = SwarmSpawner(docker_api=engine, **config)
     s.service_id = "svc"
-    return s, asyncio.run(s.poll())
-
-
-@pytest.fixture(autouse=True)
-def fake_docker(monkeypatch):
-    monkeypatch.setattr(SwarmSpawner, "docker", property(lambda self: self.__dict__["_fake"]))
+    s.user = SimpleNamespace(name="alice")
+    return s, asyncio.run(s.poll()), engine.calls
 
 
 def test_poll_reports_a_server_on_a_down_node_stopped_and_remembers_the_node():
-    s, status = polled(RUNNING_TASK, node("down"))
+    s, status, calls = polled(LOST_TASK, node("down"))
     assert status is not None
+    assert calls == ["services", "tasks", "tasks", "inspect_node"], "the view's listing, then the engine asked"
     assert s.lost_on_node == "worker1"
     assert "(worker1) is down" in s.stopped_reason
     state = s.get_state()
@@ -95,14 +104,20 @@ def test_poll_reports_a_server_on_a_down_node_stopped_and_remembers_the_node():
     assert s.get_state().get("lost_on_node") == "worker1", "the next start must still know"
 
 
-def test_poll_keeps_a_server_on_a_ready_node_running():
-    s, status = polled(RUNNING_TASK, node("ready"))
+def test_poll_keeps_a_server_on_a_ready_node_running_from_the_view_alone():
+    s, status, calls = polled(RUNNING_TASK, node("ready"))
     assert status is None and s.lost_on_node == "" and s.stopped_reason == ""
+    assert calls == ["services", "tasks"], "only the shared view's listing"
 
 
 def test_poll_after_a_manager_restart_keeps_a_server_on_a_worker_not_yet_reconnected_running():
-    s, status = polled(RUNNING_TASK, node("unknown"))
+    s, status, calls = polled(LOST_TASK, node("unknown"))
     assert status is None and s.lost_on_node == "" and s.stopped_reason == ""
+
+
+def test_poll_of_a_task_that_exited_reports_its_exit_code():
+    exited = dict(RUNNING_TASK, Status={"State": "failed", "ContainerStatus": {"ExitCode": 3}})
+    assert polled(exited, node("ready"))[1] == 3
 
 
 def test_the_lost_node_is_loaded_back_from_the_hubs_state():

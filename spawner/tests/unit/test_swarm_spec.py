@@ -24,14 +24,7 @@ def spawner(workers=(), **config):
     c = Config()
     for key, value in config.items():
         setattr(c.SwarmSpawner, key, value)
-    s = SwarmSpawner(config=c)
-    s.__dict__["_fake_docker"] = FakeDocker(list(workers))
-    return s
-
-
-@pytest.fixture(autouse=True)
-def fake_docker(monkeypatch):
-    monkeypatch.setattr(SwarmSpawner, "docker", property(lambda self: self.__dict__["_fake_docker"]))
+    return SwarmSpawner(config=c, docker_api=FakeDocker(list(workers)))
 
 
 READY_WORKER = {"Status": {"State": "ready"}, "Spec": {"Availability": "active"}}
@@ -94,8 +87,7 @@ class NetworkDocker:
     ],
 )
 async def test_the_network_must_be_an_overlay(network, refused):
-    s = spawner()
-    s.__dict__["_fake_docker"] = NetworkDocker(network)
+    s = SwarmSpawner(docker_api=NetworkDocker(network))
     try:
         await s.check_network()
     except SpawnError as error:
