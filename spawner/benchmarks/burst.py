@@ -22,9 +22,11 @@ run by hand, not a test: nothing here asserts a time.
 
 import argparse
 import http.client
+import inspect
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,11 +62,11 @@ def summary(latencies):
 # --- raw Docker --------------------------------------------------------------------------
 
 
-def answers(port, path):
-    """Whether 127.0.0.1:port answers ``GET path`` with 200. Plain http.client: 50
+def answers(port, path, host="127.0.0.1"):
+    """Whether host:port answers ``GET path`` with 200. Plain http.client: 50
     threads asking ten times a second through requests cost a good part of a core,
     which the servers being measured would lose."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    connection = http.client.HTTPConnection(host, port, timeout=2)
     try:
         connection.request("GET", path)
         return connection.getresponse().status == 200
@@ -72,6 +74,30 @@ def answers(port, path):
         return False
     finally:
         connection.close()
+
+
+def singleuser_environment(name, token, api_url):
+    """What a spawner gives a user's jupyterhub-singleuser (its token on a running hub)."""
+    base_url = "/user/%s/" % name
+    return {
+        "JUPYTERHUB_API_TOKEN": token,
+        "JUPYTERHUB_API_URL": api_url,
+        "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-" + name,
+        "JUPYTERHUB_USER": name,
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_SERVICE_PREFIX": base_url,
+        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888" + base_url,
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": base_url + "oauth_callback",
+    }
+
+
+def user_tokens(hub, names):
+    """Create the users on a running hub; {name: a token of that user}."""
+    hub.api("POST", "/users", json={"usernames": names}).raise_for_status()
+    return {
+        name: hub.api("POST", "/users/%s/tokens" % name, json={"note": "benchmark", "scopes": ["inherit"]}).json()["token"]
+        for name in names
+    }
 
 
 def raw_phase(image, users, run_id, server="singleuser"):
@@ -94,11 +120,7 @@ def raw_phase(image, users, run_id, server="singleuser"):
     names = ["raw%03d" % i for i in range(users)]
     try:
         hub.start()
-        hub.api("POST", "/users", json={"usernames": names}).raise_for_status()
-        tokens = {
-            name: hub.api("POST", "/users/%s/tokens" % name, json={"note": "benchmark", "scopes": ["inherit"]}).json()["token"]
-            for name in names
-        }
+        tokens = user_tokens(hub, names)
         api_url = "http://%s:%d/hub/api" % (bridge_gateway(client), hub.hub_port)
 
         def one(name):
@@ -110,16 +132,7 @@ def raw_phase(image, users, run_id, server="singleuser"):
                 ]
             else:
                 command = None  # the image's CMD
-            environment = {
-                "JUPYTERHUB_API_TOKEN": tokens[name],
-                "JUPYTERHUB_API_URL": api_url,
-                "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-" + name,
-                "JUPYTERHUB_USER": name,
-                "JUPYTERHUB_BASE_URL": "/",
-                "JUPYTERHUB_SERVICE_PREFIX": base_url,
-                "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888" + base_url,
-                "JUPYTERHUB_OAUTH_CALLBACK_URL": base_url + "oauth_callback",
-            }
+            environment = singleuser_environment(name, tokens[name], api_url)
             started = time.monotonic()
             container = client.containers.run(
                 image,
@@ -164,6 +177,42 @@ def process_usage(pid):
     with open("/proc/%d/status" % pid) as f:
         peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     return cpu, peak / 1024
+
+
+def start_all(hub, users, timeout):
+    """Ask for every user's server at once: (the answers' status codes, {user: seconds until ready})."""
+    ready_at = {}
+    failed = set()
+    burst_start = time.monotonic()
+
+    def spawn(user):
+        code = hub.api("POST", "/users/%s/server" % user, timeout=600).status_code
+        if code == 201:  # the hub answers 201 once the server is ready (within 10 s)
+            ready_at[user] = time.monotonic() - burst_start
+        elif code >= 400:  # refused or failed at once: not waited for
+            failed.add(user)
+        return code
+
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        codes = sorted(set(pool.map(spawn, users)))
+    while len(ready_at) + len(failed) < len(users) and time.monotonic() - burst_start < timeout:
+        now = time.monotonic() - burst_start
+        for model in hub.api("GET", "/users", params={"state": "ready"}).json():
+            ready_at.setdefault(model["name"], now)
+        time.sleep(0.5)
+    return codes, ready_at
+
+
+def stop_all(hub, users, timeout):
+    """Stop every user's server at once: seconds until the hub has none active."""
+    stop_start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        list(pool.map(lambda u: hub.api("DELETE", "/users/%s/server" % u, timeout=600), users))
+    while time.monotonic() - stop_start < timeout:
+        if not hub.api("GET", "/users", params={"state": "active"}).json():
+            break
+        time.sleep(0.2)
+    return time.monotonic() - stop_start
 
 
 def hub_phase(args):
@@ -211,22 +260,7 @@ def hub_phase(args):
             filter_cpu_before = process_usage(hub.filter_process.pid)[0]
         hub.api("POST", "/users", json={"usernames": users}).raise_for_status()
 
-        ready_at = {}
-        burst_start = time.monotonic()
-
-        def spawn(user):
-            code = hub.api("POST", "/users/%s/server" % user, timeout=600).status_code
-            if code == 201:  # the hub answers 201 once the server is ready (within 10 s)
-                ready_at[user] = time.monotonic() - burst_start
-            return code
-
-        with ThreadPoolExecutor(max_workers=len(users)) as pool:
-            result["spawn_status_codes"] = sorted(set(pool.map(spawn, users)))
-        while len(ready_at) < len(users) and time.monotonic() - burst_start < args.timeout:
-            now = time.monotonic() - burst_start
-            for model in hub.api("GET", "/users", params={"state": "ready"}).json():
-                ready_at.setdefault(model["name"], now)
-            time.sleep(0.5)
+        result["spawn_status_codes"], ready_at = start_all(hub, users, args.timeout)
         result["burst"] = summary(list(ready_at.values()))
         if filtered:
             result["filter_cpu_burst"] = process_usage(hub.filter_process.pid)[0] - filter_cpu_before
@@ -259,14 +293,7 @@ def hub_phase(args):
         }
 
         # Stop every server at once.
-        stop_start = time.monotonic()
-        with ThreadPoolExecutor(max_workers=len(users)) as pool:
-            list(pool.map(lambda u: hub.api("DELETE", "/users/%s/server" % u, timeout=600), users))
-        while time.monotonic() - stop_start < args.timeout:
-            if not hub.api("GET", "/users", params={"state": "active"}).json():
-                break
-            time.sleep(0.2)
-        result["stop"] = time.monotonic() - stop_start
+        result["stop"] = stop_all(hub, users, args.timeout)
         result["orphaned_containers"] = len(hub.containers())
         if filtered:
             result["filter_cpu_total"], result["filter_peak_mib"] = process_usage(hub.filter_process.pid)
@@ -338,6 +365,243 @@ def report(n, raw, hubs):
               % (name, r["failed"], r["orphaned_containers"], r["spawn_status_codes"]))
 
 
+# --- swarm mode: the three-node Docker-in-Docker swarm of the test bed ---------------------------
+
+DOCKERSPAWNER_HUB_REPOSITORY = "hubfleet-bench/hub-dockerspawner"
+
+# Run inside a container on the manager, on the overlay (the tasks' addresses are reachable only
+# there): N services of the singleuser image created straight through the API at once, each
+# waited for until its server answers; then all removed at once. Prints its figures as JSON.
+# ``answers`` is burst.py's own (its source is prepended).
+RAW_SERVICES_SCRIPT = r'''
+import json, os, sys, time, http.client
+from concurrent.futures import ThreadPoolExecutor
+import docker
+job = json.loads(os.environ["BENCH_JOB"])
+client = docker.APIClient(base_url="unix:///var/run/docker.sock", version="auto", max_pool_size=len(job["env"]) + 4)
+
+def one(name):
+    base_url = "/user/%s/" % name
+    env = ["%s=%s" % item for item in job["env"][name].items()]
+    started = time.monotonic()
+    task_template = {"ContainerSpec": {"Image": job["image"], "Env": env}, "RestartPolicy": {"Condition": "none"},
+                     "Placement": {"Constraints": ["node.role==worker"]}, "Networks": [{"Target": job["overlay"]}]}
+    service = client.create_service(task_template, name="%s-%s" % (job["run_id"], name), labels=job["labels"],
+                                    endpoint_spec={"Mode": "dnsrr"})
+    ip, delay = None, 0.2
+    while ip is None:  # as a spawner follows its task: 0.2 s, then longer, at most 1 s
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+        for task in client.tasks(filters={"service": service["ID"]}):
+            if task["Status"]["State"] != "running":
+                continue
+            for attachment in task.get("NetworksAttachments") or []:
+                if attachment["Network"]["Spec"]["Name"] == job["overlay"] and attachment.get("Addresses"):
+                    ip = attachment["Addresses"][0].split("/")[0]
+    while not answers(8888, base_url + "api", ip):
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+with ThreadPoolExecutor(max_workers=len(job["env"])) as pool:
+    latencies = list(pool.map(one, sorted(job["env"])))
+services = client.services(filters={"label": "hubfleet.benchmark=%s" % job["run_id"]})
+stop_start = time.monotonic()
+with ThreadPoolExecutor(max_workers=len(services)) as pool:
+    list(pool.map(lambda s: client.remove_service(s["ID"]), services))
+print(json.dumps({"latencies": latencies, "stop": time.monotonic() - stop_start}))
+'''
+
+
+def dockerspawner_hub_image():
+    """The hub image with dockerspawner 14 added (for its SwarmSpawner), built once per hub image."""
+    from testbed.images import hub_image
+
+    base = hub_image()
+    ref = "%s:%s" % (DOCKERSPAWNER_HUB_REPOSITORY, base.rsplit(":", 1)[1][:24])
+    if subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0:
+        return ref
+    dockerfile = "FROM %s\nUSER root\nRUN pip install %s\nUSER jupyterhub\n" % (base, DOCKERSPAWNER_REQUIREMENTS[1])
+    subprocess.run(["docker", "build", "--quiet", "--tag", ref, "-"], input=dockerfile.encode(), check=True,
+                   stdout=subprocess.DEVNULL)
+    return ref
+
+
+def engine_requests(swarm, since, until):
+    """API requests the manager's dockerd served between two times (its --debug log)."""
+    node = swarm.host.containers.get(swarm.manager)
+    log = node.logs(since=int(since), until=int(until)).decode(errors="replace")
+    return sum(1 for line in log.splitlines() if 'msg="Calling ' in line and "/_ping" not in line)
+
+
+def running_tasks(hub):
+    """{service name: running task id} of this hub's servers, from the manager."""
+    tasks = {}
+    for service in hub.docker.services.list():
+        if not service.name.startswith(hub.prefix + "-") or service.name == hub.container_name:
+            continue
+        for task in service.tasks(filters={"desired-state": "running"}):
+            if task["Status"]["State"] == "running":
+                tasks[service.name] = task["ID"]
+    return tasks
+
+
+def swarm_raw_phase(swarm, image, users):
+    """Raw services of the singleuser image (a Hubfleet hub only hands out the users' tokens)."""
+    from testbed.swarm import SwarmHub
+
+    run_id = "r" + os.urandom(3).hex()
+    hub = SwarmHub(swarm, image, spawner_class="hubfleet-swarm", hub_label=run_id, docker_filter=False)
+    names = ["raw%03d" % i for i in range(users)]
+    try:
+        hub.start()
+        tokens = user_tokens(hub, names)
+        api_url = "http://%s:8081/hub/api" % hub.overlay_ip
+        job = {"env": {name: singleuser_environment(name, tokens[name], api_url) for name in names}, "image": image,
+               "overlay": swarm.overlay, "run_id": run_id,
+               "labels": {"hubfleet.hub": run_id, BENCH_LABEL: run_id}}
+        output = hub.docker.containers.run(
+            hub.image, ["python", "-c", inspect.getsource(answers) + RAW_SERVICES_SCRIPT], user="0", network=swarm.overlay, remove=True,
+            environment={"BENCH_JOB": json.dumps(job)}, labels=hub.labels("benchmark"),
+            volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        )
+        figures = json.loads(output.decode().strip().splitlines()[-1])
+        result = summary(figures["latencies"])
+        result["stop"] = figures["stop"]
+        return result
+    finally:
+        for service in hub.docker.services.list(filters={"label": "%s=%s" % (BENCH_LABEL, run_id)}):
+            service.remove()
+        hub.stop()
+
+
+def swarm_hub_phase(swarm, image, users, spawner):
+    """One hub (Hubfleet's SwarmSpawner or dockerspawner 14's) with ``users`` servers at once."""
+    from testbed.swarm import SwarmHub
+
+    run_id = "b" + os.urandom(3).hex()
+    extra = [
+        "c.Spawner.poll_interval = %d" % ARGS.poll_interval,
+        "c.JupyterHub.concurrent_spawn_limit = 0",
+        "c.JupyterHub.active_server_limit = 0",
+        "c.JupyterHub.init_spawners_timeout = 60",
+        "c.Spawner.start_timeout = %d" % ARGS.timeout,
+        "c.Spawner.http_timeout = %d" % ARGS.timeout,
+        # Each node has the image; nobody looks on the manager.
+        "c.SwarmSpawner.pull_policy = 'skip'",
+    ]
+    if spawner == "dockerspawner":
+        extra += [
+            "c.SwarmSpawner.network_name = %r" % swarm.overlay,
+            "c.SwarmSpawner.image = %r" % image,
+            "c.SwarmSpawner.prefix = %r" % run_id,
+            # Hubfleet keeps servers off managers by itself (keep_off_managers).
+            "c.SwarmSpawner.extra_placement_spec = {'constraints': ['node.role==worker']}",
+        ]
+    hub = SwarmHub(swarm, image, spawner_class="dockerspawner.SwarmSpawner" if spawner == "dockerspawner" else "hubfleet-swarm",
+                   extra_config="\n".join(extra) + "\n", hub_label=run_id, docker_filter=False,
+                   image=dockerspawner_hub_image() if spawner == "dockerspawner" else None)
+    names = ["u%03d" % i for i in range(users)]
+    result = {}
+    try:
+        hub.start()
+        hub.api("POST", "/users", json={"usernames": names}).raise_for_status()
+        result["spawn_status_codes"], ready_at = start_all(hub, names, ARGS.timeout)
+        result["burst"] = summary(list(ready_at.values()))
+        result["ready"] = len(ready_at)
+        result["failed"] = users - len(ready_at)
+
+        # Engine requests per poll cycle with every server running (the manager's dockerd log).
+        time.sleep(ARGS.poll_interval)
+        began = time.time()
+        time.sleep(ARGS.poll_interval * ARGS.poll_cycles)
+        result["docker_requests_per_poll_cycle"] = engine_requests(swarm, began, time.time()) / ARGS.poll_cycles
+
+        # Hub restart with every server running.
+        before = running_tasks(hub)
+        restart_start = time.monotonic()
+        hub.restart(timeout=ARGS.timeout)
+        serving = time.monotonic() - restart_start
+        ready = []
+        while time.monotonic() - restart_start < ARGS.timeout:
+            ready = hub.api("GET", "/users", params={"state": "ready"}).json()
+            if len(ready) >= len(ready_at):
+                break
+            time.sleep(0.2)
+        after = running_tasks(hub)
+        result["restart"] = {
+            "serving_after": serving,
+            "all_ready_after": time.monotonic() - restart_start,
+            "ready": len(ready),
+            "containers_restarted": sum(1 for name, task_id in before.items() if after.get(name) != task_id),
+        }
+
+        result["stop"] = stop_all(hub, names, ARGS.timeout)
+        result["orphaned_containers"] = len(running_tasks(hub))
+    except Exception:
+        print(hub.log_tail(80))
+        raise
+    finally:
+        for service in hub.docker.services.list():
+            if service.name.startswith(run_id + "-") and service.name != hub.container_name:
+                service.remove()
+        hub.stop()
+    return result
+
+
+def swarm_report(n, raw, hubs):
+    print("\n== Swarm burst of %d servers (image %s, three-node Docker-in-Docker swarm, servers on 2 workers) =="
+          % (n, ARGS.image))
+    print("%-26s %9s %9s %9s %9s" % ("", "all", "p50", "max", "stop all"))
+    if raw:
+        print("%-26s %s %s %s %s" % ("raw services (API)", fmt(raw["total"]), fmt(raw["p50"]), fmt(raw["max"]), fmt(raw["stop"])))
+    for name, r in hubs.items():
+        b = r["burst"]
+        print("%-26s %s %s %s %s   ready %d/%d" % (name, fmt(b["total"]), fmt(b["p50"]), fmt(b["max"]), fmt(r["stop"]), r["ready"], n))
+    print("\n%-26s %22s %18s %20s %15s" % ("", "engine req/poll cycle", "restart: serving", "restart: all ready", "tasks restarted"))
+    for name, r in hubs.items():
+        s = r["restart"]
+        print("%-26s %22.1f %18s %20s %15d" % (name, r["docker_requests_per_poll_cycle"], fmt(s["serving_after"]), fmt(s["all_ready_after"]), s["containers_restarted"]))
+    h = hubs.get("hubfleet SwarmSpawner")
+    if h and raw:
+        print("\nHubfleet / raw services:       %.2fx (all), %.2fx (p50)" % (h["burst"]["total"] / raw["total"], h["burst"]["p50"] / raw["p50"]))
+    if h and "dockerspawner 14 SwarmSpawner" in hubs:
+        d = hubs["dockerspawner 14 SwarmSpawner"]["burst"]
+        print("Hubfleet / dockerspawner 14:   %.2fx (all), %.2fx (p50)" % (h["burst"]["total"] / d["total"], h["burst"]["p50"] / d["p50"]))
+
+
+def swarm_main():
+    from testbed.images import singleuser_image
+    from testbed.swarm import Swarm
+
+    ARGS.image = ARGS.image or singleuser_image()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped run removes its hubs and services
+    if ARGS.swarm_id:
+        swarm, own = Swarm.attach(ARGS.swarm_id), False
+    else:
+        # --debug: the manager's dockerd logs every API request, which the benchmark counts.
+        swarm, own = Swarm(dockerd_args="--debug").start(workers=2), True
+    try:
+        # Every node: dockerspawner inspects the image on the hub's engine (the manager).
+        swarm.load_image(ARGS.image)
+        results = {}
+        for n in [int(x) for x in ARGS.swarm_users.split(",")]:
+            raw = swarm_raw_phase(swarm, ARGS.image, n) if "raw" not in ARGS.skip else None
+            print(json.dumps({"raw services, %d" % n: raw}), flush=True)
+            hubs = {}
+            if "dockerspawner" not in ARGS.skip:
+                hubs["dockerspawner 14 SwarmSpawner"] = swarm_hub_phase(swarm, ARGS.image, n, "dockerspawner")
+            if "hubfleet" not in ARGS.skip:
+                hubs["hubfleet SwarmSpawner"] = swarm_hub_phase(swarm, ARGS.image, n, "hubfleet")
+            results[n] = {"raw": raw, **hubs}
+            print(json.dumps(results[n], indent=1), flush=True)
+            swarm_report(n, raw, hubs)
+        for n, r in results.items():
+            swarm_report(n, r["raw"], {k: v for k, v in r.items() if k != "raw"})
+    finally:
+        if own:
+            swarm.stop()
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=50)
@@ -353,6 +617,11 @@ def parse_args():
                         help="a named volume per user, e.g. '{prefix}-user-{username}=/home/jovyan'")
     parser.add_argument("--no-prepare", action="store_true", help="Hubfleet without its ownership step")
     parser.add_argument("--skip", action="append", default=[], choices=["raw", "dockerspawner", "hubfleet"])
+    parser.add_argument("--swarm", action="store_true",
+                        help="swarm mode: the SwarmSpawners and raw services on the test bed's three-node swarm")
+    parser.add_argument("--swarm-users", default="20,50", help="swarm mode: the burst sizes, one after the other")
+    parser.add_argument("--swarm-id", default="", help="swarm mode: a swarm kept by `python -m testbed.swarm up` "
+                        "(started with dockerd --debug, for the request count); default: a new one")
     parser.add_argument("--phase", default="all", choices=["all", "hub"], help=argparse.SUPPRESS)
     parser.add_argument("--spawner", default="hubfleet", help=argparse.SUPPRESS)
     parser.add_argument("--json-out", default="", help=argparse.SUPPRESS)
@@ -363,6 +632,9 @@ if __name__ == "__main__":
     ARGS = parse_args()
     if ARGS.phase == "hub":
         hub_phase(ARGS)
+        sys.exit(0)
+    if ARGS.swarm:
+        swarm_main()
         sys.exit(0)
     from testbed.images import singleuser_image
 
