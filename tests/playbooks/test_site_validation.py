@@ -100,6 +100,11 @@ CASES = {
     ),
     "group limit of an unknown limit": (['{"jupyterhub_group_limits": {"graders": {"memory": "8G"}}}'], "jupyterhub_group_limits"),
     "named server limit below zero": (["jupyterhub_named_server_limit=-1"], "jupyterhub_named_server_limit"),
+    "LTI 1.3 without the platform's keyset": (
+        ["jupyterhub_authenticator=lti13", "jupyterhub_lti13_issuer=https://moodle.example.org",
+         '{"jupyterhub_lti13_client_ids": ["tool"]}', "jupyterhub_lti13_authorize_url=https://moodle.example.org/auth"],
+        "jupyterhub_lti13_jwks_url",
+    ),
     "acme for localhost": (
         ['{"jupyterhub_https": true, "jupyterhub_tls_source": "acme", "jupyterhub_acme_agree_tos": true}'],
         "jupyterhub_tls_dns_names"),
