@@ -81,6 +81,14 @@ options:
     description: Must be V(true) for O(state=absent) to remove anything.
     type: bool
     default: false
+  size_limit:
+    description:
+      - A per-user size limit, in bytes or with a unit (V(5G), V(500M); powers of 1024, as the spawner's
+        C(volume_size_limit)). The users whose volumes hold more in all are listed in RV(over_limit).
+      - Sizes come from the engine's disk usage report (C(docker system df -v)), which measures every volume, so
+        run it from a timer or by hand, not at every login. It changes nothing, and local volumes cannot enforce
+        the limit (no block quota on overlay2).
+    type: str
 seealso:
   - module: hubfleet.jupyterhub.hub_volume
 """
@@ -101,6 +109,12 @@ EXAMPLES = r"""
     state: query
     backup_dir: /var/backups/jupyter-users
     image: hubfleet/debian-base:latest
+
+- name: Users whose volumes hold more than 5 GiB
+  hubfleet.jupyterhub.user_volumes:
+    state: query
+    size_limit: 5G
+  register: usage
 
 - name: Remove the volumes of users who left (refused while a container mounts one)
   hubfleet.jupyterhub.user_volumes:
@@ -129,6 +143,18 @@ created:
   type: list
   elements: str
   sample: [jupyter-user-alice]
+usage:
+  description: Per user, the bytes all their volumes hold (None when the engine does not know), largest first.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"user": "alice", "size": 6442450944, "volumes": ["jupyter-user-alice"]}]
+over_limit:
+  description: The entries of RV(usage) over O(size_limit), with C(limit) (bytes) added.
+  returned: when O(size_limit) is given
+  type: list
+  elements: dict
+  sample: [{"user": "alice", "size": 6442450944, "limit": 5368709120, "volumes": ["jupyter-user-alice"]}]
 removed:
   description: Names of the volumes removed.
   returned: success
@@ -147,6 +173,7 @@ import os
 import tarfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.formatters import human_to_bytes
 from ansible.module_utils.six import string_types
 
 from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.docker_common import (
@@ -197,6 +224,22 @@ def parse_users(users, server_default):
             raise ValueError("users[%d]: server must be a string, got %r" % (index, server))
         parsed.append((user, server))
     return parsed
+
+
+def usage_by_user(volumes):
+    """Per user, the bytes their ``volumes`` (report entries) hold, largest first (None if any is unknown)."""
+    users = {}
+    for entry in volumes:
+        user = users.setdefault(entry.get("user"), {"user": entry.get("user"), "size": 0, "volumes": []})
+        user["volumes"].append(entry["name"])
+        size = entry.get("size")
+        user["size"] = None if size is None or user["size"] is None else user["size"] + size
+    return sorted(users.values(), key=lambda u: (-(u["size"] or 0), u["user"] or ""))
+
+
+def over_limit(usage, limit):
+    """The entries of ``usage`` holding more than ``limit`` bytes, with the limit."""
+    return [dict(entry, limit=limit) for entry in usage if entry["size"] is not None and entry["size"] > limit]
 
 
 class UserVolumesManager(object):
@@ -359,6 +402,13 @@ class UserVolumesManager(object):
             self.module.fail_json(msg="users: at least one user is required with state=%s." % state)
         if state == "absent" and not self.params["confirm"]:
             self.module.fail_json(msg="confirm: set confirm: true to remove user volumes (state=absent).")
+        self.size_limit = None
+        if self.params["size_limit"] not in (None, ""):
+            try:
+                self.size_limit = human_to_bytes(self.params["size_limit"])
+            except ValueError as exc:
+                self.module.fail_json(msg="size_limit: %r is not a size (e.g. 5G, 500M, 1048576): %s"
+                                      % (self.params["size_limit"], exc))
         self.validate_backup()
 
         existing = self.get()
@@ -386,6 +436,9 @@ class UserVolumesManager(object):
         )
         if self.params["backup_dir"]:
             result["backups"] = self.backups
+        result["usage"] = usage_by_user(result["volumes"])
+        if self.size_limit is not None:
+            result["over_limit"] = over_limit(result["usage"], self.size_limit)
         if self.module._diff:
             result["diff"] = make_diff(
                 {"volumes": sorted(entry["name"] for entry in before)},
@@ -408,6 +461,7 @@ def main():
         backup_dir=dict(type="path"),
         image=dict(type="str"),
         confirm=dict(type="bool", default=False),
+        size_limit=dict(type="str"),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,

@@ -42,3 +42,22 @@ def test_bad_elements_fail_naming_their_index(bad):
     with pytest.raises(ValueError) as error:
         parse_users(["fine"] + bad, "")
     assert str(error.value).startswith("users[1]")
+
+
+def test_usage_is_summed_per_user_largest_first_and_unknown_stays_unknown():
+    from ansible_collections.hubfleet.jupyterhub.plugins.modules.user_volumes import over_limit, usage_by_user
+
+    volumes = [
+        {"name": "j-home-ada", "user": "ada", "size": 100},
+        {"name": "j-user-ada", "user": "ada", "size": 50},
+        {"name": "j-home-bob", "user": "bob", "size": 400},
+        {"name": "j-home-eve", "user": "eve", "size": None},
+    ]
+    usage = usage_by_user(volumes)
+    assert usage == [
+        {"user": "bob", "size": 400, "volumes": ["j-home-bob"]},
+        {"user": "ada", "size": 150, "volumes": ["j-home-ada", "j-user-ada"]},
+        {"user": "eve", "size": None, "volumes": ["j-home-eve"]},
+    ]
+    assert [entry["user"] for entry in over_limit(usage, 149)] == ["bob", "ada"]
+    assert over_limit(usage, 400) == []
