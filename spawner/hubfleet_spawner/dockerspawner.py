@@ -1307,11 +1307,11 @@ class DockerSpawner(Spawner):
         if object_id and object_id == self.watched_object and not (self._starting or self._stop_pending):
             asyncio.ensure_future(self._notice_death(object_id))
 
-    async def _notice_death(self, container_id):
+    async def _notice_death(self, object_id):
         """Record why the server stopped, then tell the hub (poll_and_notify: its
         callbacks remove the proxy route and mark the server stopped)."""
         try:
-            info = await self.docker.call("inspect_container", container_id)
+            info = await self.docker.call("inspect_container", object_id)
         except docker.errors.NotFound:
             info = None
         state = (info or {}).get("State") or {}
@@ -1322,7 +1322,7 @@ class DockerSpawner(Spawner):
             self.stopped_reason = "Your server's container was removed. Saved files on your volumes are kept."
         else:
             memory = ((info.get("HostConfig") or {}).get("Memory")) or 0
-            self.stopped_reason = stopped_reason(state, memory, await self.container_logs(container_id))
+            self.stopped_reason = stopped_reason(state, memory, await self.container_logs(object_id))
         self.log.warning("Server %s stopped by itself: %s", self._log_name, self.stopped_reason.splitlines()[0])
         await self.poll_and_notify()
 

@@ -583,7 +583,7 @@ class SwarmSpawner(DockerSpawner):
     def watched_object(self):
         return self.service_id
 
-    async def _notice_death(self, service_id):
+    async def _notice_death(self, object_id):
         """The view saw this server's service gone or its task in doubt: poll (from the
         engine) and tell the hub when it stopped, or watch on when it still runs."""
         if await self.poll_and_notify() is None:
