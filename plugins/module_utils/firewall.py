@@ -101,19 +101,20 @@ def forward_rules(chain, interface, hub_addresses=(), hub_api_port=8081, allowli
     """The rules of the chain DOCKER-USER jumps to for traffic coming from the user bridge.
 
     In order: replies pass; the hub (its addresses on the bridge) reaches everything; user
-    servers reach the hub's API port and DNS anywhere; the allowlist; then other containers
-    on the same bridge, the private, shared and link-local ranges are rejected; the rest
-    (the public internet) returns to Docker's own rules.
+    servers reach the hub's API port; anything else on the same bridge (other servers, on
+    any port, DNS's included: a container may bind port 53) is rejected; DNS to resolvers
+    off the bridge passes; the allowlist; then the private, shared and link-local ranges
+    are rejected; the rest (the public internet) returns to Docker's own rules.
     """
     rules = ["-A %s %s" % (chain, ESTABLISHED)]
     for address in hub_addresses:
         rules.append("-A %s -s %s -j RETURN" % (chain, _host(address)))
     for address in hub_addresses:
         rules.append("-A %s -d %s -p tcp -m tcp --dport %d -j RETURN" % (chain, _host(address), hub_api_port))
+    rules.append("-A %s -o %s %s" % (chain, interface, REJECT))
     for protocol in ("udp", "tcp"):
         rules.append("-A %s -p %s -m %s --dport %d -j RETURN" % (chain, protocol, protocol, DNS_PORT))
-    other_servers = "-A %s -o %s %s" % (chain, interface, REJECT)
-    return rules + _allowlist_then_private_denied(chain, allowlist, reject_first=[other_servers])
+    return rules + _allowlist_then_private_denied(chain, allowlist)
 
 
 def _allowlist_then_private_denied(chain, allowlist, reject_first=()):

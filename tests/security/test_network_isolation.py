@@ -35,9 +35,10 @@ from firewall import chain_names  # noqa: E402
 from testbed.host_lock import host_lock  # noqa: E402
 from testbed.hub import Hub  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
-from testbed.network_probe import LAN_SERVER, PROBE  # noqa: E402
+from testbed.network_probe import LAN_SERVER, LISTENER, PROBE  # noqa: E402
 
 SERVER_PORT = 8888
+DNS_PORT = 53
 LAN_PORT = 8080
 
 
@@ -155,6 +156,10 @@ def setup(tmp_path_factory):
                 servers = {user: hub.containers(**{"hubfleet.user": user})[0] for user in ("alice", "bob")}
                 for container in servers.values():
                     container.reload()
+                # A user's process may bind port 53 in its container (Docker lets any user
+                # bind low ports there): DNS's allowance must not open bob's server to alice.
+                servers["bob"].exec_run(["python3", "-c", LISTENER, str(DNS_PORT)], detach=True, user="1000")
+                wait_listening(address_of(servers["bob"], network), DNS_PORT)
                 yield dict(hub=hub, network=network, gateway=gateway, servers=servers, lan_address=lan_side,
                            listener_port=listener_port, collection=collection)
         finally:
@@ -185,6 +190,7 @@ def probes(setup):
     hub, gateway = setup["hub"], setup["gateway"]
     return {
         "bob's server": probe(alice, address_of(bob, setup["network"]), SERVER_PORT),
+        "bob's port 53": probe(alice, address_of(bob, setup["network"]), DNS_PORT),
         "hub API": probe(alice, gateway, hub.hub_port),
         "gateway, hub's public port": probe(alice, gateway, hub.proxy_port),
         "gateway, another listening port": probe(alice, gateway, setup["listener_port"]),
@@ -217,6 +223,7 @@ def test_user_servers_are_isolated_by_the_module_and_released_by_absent(setup, t
     assert (check.returncode, check.stdout) == (0, ""), check
     assert probes(setup) == {
         "bob's server": "blocked",
+        "bob's port 53": "blocked",
         "hub API": "open",
         "gateway, hub's public port": "blocked",
         "gateway, another listening port": "blocked",

@@ -82,12 +82,12 @@ def test_forward_rules_whole_chain():
         "-A F -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
         "-A F -s 172.30.0.2/32 -j RETURN",
         "-A F -d 172.30.0.2/32 -p tcp -m tcp --dport 8081 -j RETURN",
+        "-A F -o br-abc " + REJECT,
         "-A F -p udp -m udp --dport 53 -j RETURN",
         "-A F -p tcp -m tcp --dport 53 -j RETURN",
         "-A F -d 10.9.0.0/16 -j RETURN",
         "-A F -d 10.1.2.3/32 -p tcp -m tcp --dport 27000 -j RETURN",
         "-A F -d 10.1.2.3/32 -p udp -m udp --dport 27000 -j RETURN",
-        "-A F -o br-abc " + REJECT,
         "-A F -d 10.0.0.0/8 " + REJECT,
         "-A F -d 172.16.0.0/12 " + REJECT,
         "-A F -d 192.168.0.0/16 " + REJECT,
@@ -104,10 +104,19 @@ def test_forward_rules_without_hub_or_allowlist_still_reject_the_metadata_range(
     assert rules[-1] == "-A F -j RETURN"
 
 
-def test_allowlist_comes_before_every_reject():
+def test_allowlist_comes_before_every_reject_of_addresses_off_the_bridge():
     rules = forward_rules("F", "br-abc", allowlist=[("10.1.0.0/16", None)])
     allow = rules.index("-A F -d 10.1.0.0/16 -j RETURN")
-    assert all(allow < index for index, rule in enumerate(rules) if "REJECT" in rule)
+    assert all(allow < index for index, rule in enumerate(rules) if "REJECT" in rule and "-o br-abc" not in rule)
+
+
+def test_other_servers_on_the_bridge_are_rejected_before_dns_passes():
+    # A user's container may bind port 53 (Docker lets unprivileged processes bind low
+    # ports in a container): DNS must not be a way to reach another user's server.
+    rules = forward_rules("F", "br-abc", hub_addresses=["172.30.0.2"])
+    bridge = rules.index("-A F -o br-abc " + REJECT)
+    dns = [index for index, rule in enumerate(rules) if "--dport 53" in rule]
+    assert dns and all(bridge < index for index in dns)
 
 
 def test_input_rules_whole_chain():
