@@ -161,14 +161,17 @@ def hub_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     return _jupyterhub_image("hub", HUB_REPOSITORY, build_args, ca_bundle, spawner_files)
 
 
-def _debian_service_image(repository, files, label, what):
-    """Build (or find) a test bed image FROM the Debian base (``files``: its build context)."""
+def _debian_service_image(repository, files, label, what, shared=()):
+    """Build (or find) a test bed image FROM the Debian base (``files``: its build context,
+    plus the ``shared`` test bed files, e.g. test_ca.sh, at the context's top)."""
     base = base_image()
     build_args = {"BASE_IMAGE": base}
-    ref = "%s:%s" % (repository, role_context_hash(str(files), build_args))
-    if _image_exists(ref):
-        return ref
-    return _build(ref, files, build_args, label, "%s on %s" % (what, base))
+    extra = [(name, (ROOT / "testbed" / name).read_bytes()) for name in shared]
+    with _assembled(_tree_bytes(files) + extra) as context:
+        ref = "%s:%s" % (repository, role_context_hash(str(context), build_args))
+        if _image_exists(ref):
+            return ref
+        return _build(ref, context, build_args, label, "%s on %s" % (what, base))
 
 
 def node_image():
@@ -178,12 +181,12 @@ def node_image():
 
 def ldap_image():
     """Build (or find) the OpenLDAP server of the LDAP login test (testbed/ldap/)."""
-    return _debian_service_image(LDAP_REPOSITORY, LDAP_FILES, "ldap", "Debian's slapd")
+    return _debian_service_image(LDAP_REPOSITORY, LDAP_FILES, "ldap", "Debian's slapd", shared=["test_ca.sh"])
 
 
 def pebble_image():
     """Build (or find) the ACME server of the ACME HTTPS test (testbed/pebble/)."""
-    return _debian_service_image(PEBBLE_REPOSITORY, PEBBLE_FILES, "pebble", "Debian's pebble")
+    return _debian_service_image(PEBBLE_REPOSITORY, PEBBLE_FILES, "pebble", "Debian's pebble", shared=["test_ca.sh"])
 
 
 def user_images(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):

@@ -8,13 +8,7 @@ set -eu
 : "${PEBBLE_HOSTNAME:?}"
 http_port=${PEBBLE_HTTP_PORT:-8080}
 tls=/srv/pebble/tls
-mkdir -p "$tls"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Hubfleet test Pebble listener CA" \
-  -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=$PEBBLE_HOSTNAME" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:%s,DNS:localhost\nextendedKeyUsage=serverAuth\n' "$PEBBLE_HOSTNAME" > "$tls/ext.cnf"
-openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
-  -extfile "$tls/ext.cnf" -out "$tls/server.crt" 2>/dev/null
+/srv/test_ca.sh "$tls" "Hubfleet test Pebble listener CA" "$PEBBLE_HOSTNAME" localhost
 cat > /srv/pebble/config.json <<JSON
 {"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
             "certificate": "$tls/server.crt", "privateKey": "$tls/server.key",
