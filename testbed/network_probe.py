@@ -15,6 +15,16 @@ PROBE = (
     "    print('blocked', e)\n"
 )
 
+# Resolves a name (through the container's resolver: Docker's embedded DNS on a user
+# network); prints the address, or "unresolved" and why.
+RESOLVE = (
+    "import socket,sys\n"
+    "try:\n"
+    "    print(socket.gethostbyname(sys.argv[1]))\n"
+    "except OSError as e:\n"
+    "    print('unresolved', e)\n"
+)
+
 # Accepts TCP on a port over IPv4 and IPv6 and closes each connection (a server's other port).
 LISTENER = (
     "import socket,sys\n"

@@ -35,7 +35,7 @@ from firewall import chain_names  # noqa: E402
 from testbed.host_lock import host_lock  # noqa: E402
 from testbed.hub import Hub  # noqa: E402
 from testbed.images import singleuser_image  # noqa: E402
-from testbed.network_probe import LAN_SERVER, LISTENER, PROBE  # noqa: E402
+from testbed.network_probe import LAN_SERVER, LISTENER, PROBE, RESOLVE  # noqa: E402
 
 SERVER_PORT = 8888
 DNS_PORT = 53
@@ -180,6 +180,11 @@ def probe(container, address, port):
     return output.split()[0] if output else output
 
 
+def resolve(container, name):
+    output = container.exec_run(["python3", "-c", RESOLVE, name]).output.decode()
+    return output.split()[0] if output else output
+
+
 def address_of(container, network):
     return container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
 
@@ -233,6 +238,10 @@ def test_user_servers_are_isolated_by_the_module_and_released_by_absent(setup, t
     assert "-A %s -d 169.254.0.0/16 -j REJECT --reject-with icmp-port-unreachable" % forward_chain in iptables_rules()
     for user in ("alice", "bob"):
         assert hub.user_server_get(user, "api/status").status_code == 200, "the proxy must still route to %s" % user
+    # Names still resolve (Docker's embedded DNS) with the rules in: bob's name gives his
+    # address, though connections to it are rejected.
+    bob = setup["servers"]["bob"]
+    assert resolve(setup["servers"]["alice"], bob.name) == address_of(bob, network)
 
     allowed = "%s/32:%d" % (setup["lan_address"], LAN_PORT)
     result = collection.firewall(network=network.name, host_ports=[hub.hub_port], allowlist=[allowed])
