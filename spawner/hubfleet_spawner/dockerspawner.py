@@ -33,7 +33,7 @@ from traitlets import (
     validate,
 )
 
-from . import home, labels, naming, ownership, profiles
+from . import home, labels, naming, ownership, profiles, usage
 from .docker_api import DEFAULT_CONCURRENCY, DockerAPI
 from .errors import SpawnError, stopped_reason
 from .gpus import GPUAssigner, GPUShortage, held_gpus
@@ -595,6 +595,23 @@ class DockerSpawner(Spawner):
         "view follows Docker events, so poll() asks the engine nothing.",
     ).tag(config=True)
 
+    volume_size_limit = ByteSpecification(
+        None,
+        allow_none=True,
+        help="Storage each user may use in all their volumes (bytes, or with a unit: 5G, "
+        "500M). Not enforced (local volumes have no block quota on overlay2): a user over it "
+        "is told on the spawn page, on the hub's pages and in the server (the environment "
+        "variable HUBFLEET_STORAGE_NOTICE), and the hub logs a warning. Sizes come from "
+        "usage_report; None: no limit.",
+    ).tag(config=True)
+
+    usage_report = Unicode(
+        "",
+        help="Path (in the hub) of the usage report that playbooks/usage.yml writes: JSON "
+        '{"measured": ..., "users": {name: bytes}}. Read only when it changes; no sizes '
+        "are measured at spawn. Empty: no report, no notice.",
+    ).tag(config=True)
+
     orphan_grace_period = Float(
         120.0,
         help="Seconds after the hub starts before it stops running user containers that no "
@@ -743,6 +760,17 @@ class DockerSpawner(Spawner):
         if callable(value):
             value = await maybe_future(value(self))
         return value
+
+    def storage_notice(self):
+        """The notice for this user when the usage report has them over volume_size_limit
+        (said on the spawn page and logged for the admins), else ""."""
+        if not (self.usage_report and self.volume_size_limit):
+            return ""
+        notice = usage.UsageReport.shared(self.usage_report, self.log).notice(self.user.name, self.volume_size_limit)
+        if notice:
+            self.emit(30, notice)
+            self.log.warning("%s is over the storage limit: %s", self.user.name, notice)
+        return notice
 
     async def allowed_image_choices(self):
         """The images this user may choose, as {label: image}."""
@@ -1077,6 +1105,9 @@ class DockerSpawner(Spawner):
         user = await self.container_user(image_info, extra_create)
         limits = await self.resolved_limits()
         environment = limits_environment(self.get_env(), limits)
+        notice = self.storage_notice()
+        if notice:
+            environment = dict(environment, HUBFLEET_STORAGE_NOTICE=notice)
         server_home = await self.server_home(image_info, user, environment)
         if server_home is not None:
             names = dict(names, home=server_home)

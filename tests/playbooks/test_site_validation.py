@@ -71,6 +71,7 @@ CASES = {
     "unknown authenticator": (["jupyterhub_authenticator=kerberos"], "jupyterhub_authenticator"),
     "ldap without a server": (["jupyterhub_authenticator=ldap"], "jupyterhub_ldap_server_address"),
     "malformed memory limit": (["jupyterhub_mem_limit=lots"], "jupyterhub_mem_limit"),
+    "storage limit that is no size": (["jupyterhub_volume_size_limit=plenty"], "jupyterhub_volume_size_limit"),
     "cpu limit that is no number": (["jupyterhub_cpu_limit=two"], "jupyterhub_cpu_limit"),
     "missing OAuth secret": (
         ["jupyterhub_authenticator=github", "jupyterhub_github_client_id=abc",
