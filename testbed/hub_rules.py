@@ -7,7 +7,8 @@ hub's containers and network does not remove them, so every test that deploys on
 machine calls ``remove_hub_rules(network)`` in its clean-up: the module with
 ``state: absent`` for that network only, as an operator would run it.
 
-    remove_hub_rules("faults-1a2b3c4d")     # RuntimeError when the module fails or rules stay
+    remove_hub_rules("faults-1a2b3c4d")     # RuntimeError when the module fails or rules stay;
+                                            # ends the watcher when no hub's settings are left
     hub_rule_lines("faults-1a2b3c4d")       # the iptables-save lines of that network's chains
     hub_firewall({"network": ..., ...})     # the module with any arguments; its result
 
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
 from firewall import chain_names  # noqa: E402  pylint: disable=wrong-import-position
 
 STATE_DIR = "/etc/hubfleet/firewall"
+WATCH_HOOK = "/etc/hubfleet/dockerd-started.d/60-hubfleet-firewall-watch"
 
 
 def hub_rule_lines(network):
@@ -62,17 +64,26 @@ def hub_firewall(arguments):
 def remove_hub_rules(network):
     """``hubfleet.jupyterhub.hub_firewall`` with ``state: absent`` for ``network`` on this
     machine, and its saved settings; returns the module's result."""
-    result = hub_firewall({"network": network, "state": "absent"})
-    if result.get("failed"):
-        raise RuntimeError("hub_firewall state=absent for %s failed: %s" % (network, result.get("msg")))
+    # The settings first: a running watcher would otherwise make the chains again.
     try:
         os.unlink(os.path.join(STATE_DIR, "%s.json" % network))
     except FileNotFoundError:
         pass
+    result = hub_firewall({"network": network, "state": "absent"})
+    if result.get("failed"):
+        raise RuntimeError("hub_firewall state=absent for %s failed: %s" % (network, result.get("msg")))
+    stop_idle_watcher()
     left = hub_rule_lines(network)
     if left:
         raise RuntimeError("rules of %s left after hub_firewall state=absent: %s" % (network, left))
     return result
+
+
+def stop_idle_watcher():
+    """End the hubfleet-firewall watcher a deployment started, once no hub's settings are left
+    (its own hook does it, by the PID it recorded); nothing when it is not installed."""
+    if os.path.exists(WATCH_HOOK):
+        subprocess.run([WATCH_HOOK, "stop-if-idle"], capture_output=True, check=False)
 
 
 def orphan_chains():

@@ -21,12 +21,17 @@
   the namespace's filter table at once; ``swarm_hub_addresses(network, hub)`` and
   ``network_subnets(network)`` read what they need from ``docker network inspect --verbose``.
   Applied by each node (``hubfleet-firewall watch``).
+* ``rules_lock()`` - held while one hub's chains are read and changed, by the module and by
+  hubfleet-firewall, which may both reconcile the same chains at once (a hub restarted
+  during a playbook run): one waits for the other, then finds them as wanted.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import re
@@ -56,6 +61,17 @@ INPUT_PARENT = "INPUT"
 
 class AllowlistError(ValueError):
     """An allowlist entry that is not an IPv4 CIDR with an optional port."""
+
+
+RULES_LOCK = "/run/hubfleet-firewall.lock"
+
+
+@contextlib.contextmanager
+def rules_lock(path=RULES_LOCK):
+    """Hold the host's lock of the hub chains (waits for the other holder)."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def chain_names(network):

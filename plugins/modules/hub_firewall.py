@@ -145,6 +145,7 @@ from ansible_collections.hubfleet.jupyterhub.plugins.module_utils.firewall impor
     existing_state,
     parse_allowlist,
     remove_commands,
+    rules_lock,
     wanted_state,
 )
 
@@ -324,11 +325,12 @@ def main():
         iptables = Iptables(module)
         backend = iptables.backend()
         manager = HubFirewall(module, iptables, connect(module) if module.params["state"] == "present" else None)
-        before = manager.existing()
-        if module.params["state"] == "present":
-            after, changed = manager.present(before)
-        else:
-            after, changed = manager.absent(before)
+        with rules_lock():
+            before = manager.existing()
+            if module.params["state"] == "present":
+                after, changed = manager.present(before)
+            else:
+                after, changed = manager.absent(before)
     except FirewallError as exc:
         module.fail_json(msg=str(exc))
     except DOCKER_ERRORS as exc:

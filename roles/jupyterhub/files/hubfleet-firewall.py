@@ -11,7 +11,7 @@ says now: the network's bridge and the hub container's current address.
 
     hubfleet-firewall apply [--wait SECONDS]   # make the rules so; waits for the engine and hubs
     hubfleet-firewall check                    # exit 1 and print the commands when they differ
-    hubfleet-firewall watch [--interval SECONDS]   # a fleet node: rules in each user server's namespace
+    hubfleet-firewall watch [--interval SECONDS]   # keeps them so while the host runs (see below)
 
 Started after every start of the engine: by systemd (hubfleet-firewall.service, After= and
 WantedBy=docker.service) or, on hosts without systemd, by the docker_engine role's
@@ -20,6 +20,11 @@ address yet when the wait ends gets the rules without its exemption: its user se
 are cut off from everything private until the hub is back (fail closed), never left open.
 dockerd itself keeps our chains across its restarts (measured on 20.10.24): only their
 contents may be out of date then.
+
+``watch`` runs for as long as the host does. On one host it makes the chains so again
+whenever a hub's container starts and every ``--interval`` seconds: a hub container that
+restarts outside the role (its restart policy, an operator's ``docker restart``) may come
+back with another address, and its exemption must follow it at once, not at the next run.
 
 On a swarm fleet node (settings files ``swarm-<network>.json`` with ``"kind": "swarm"``, written
 by the role's fleet_firewall.yml on every node) the user servers are on an overlay network,
@@ -37,6 +42,7 @@ import ipaddress
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -84,6 +90,8 @@ class Host:
 
     def __init__(self, rules):
         self.rules = rules
+        self.hubs_missing = set()
+        self.networks_missing = set()
 
     def listing(self, chain):
         result = iptables("-S", chain, check=False)
@@ -93,8 +101,11 @@ class Host:
         """The wanted ``{chain: rules}`` of one hub, or None when its network does not exist."""
         network = until(lambda: docker_inspect("network", settings["network"]), deadline)
         if network is None:
-            say("network %s does not exist: no rules for it" % settings["network"])
+            if settings["network"] not in self.networks_missing:  # said once until it exists
+                self.networks_missing.add(settings["network"])
+                say("network %s does not exist: no rules for it" % settings["network"])
             return None
+        self.networks_missing.discard(settings["network"])
         hub = settings.get("hub_container")
         addresses = []
         if hub:
@@ -107,7 +118,9 @@ class Host:
             address = until(hub_address, deadline)
             if address:
                 addresses = [address]
-            else:
+                self.hubs_missing.discard(hub)
+            elif hub not in self.hubs_missing:  # said once until it has one again
+                self.hubs_missing.add(hub)
                 say("hub %s has no address on %s: its user servers get the rules without the hub's exemption "
                     "(run again once the hub runs)" % (hub, settings["network"]))
         return self.rules.wanted_state(
@@ -218,27 +231,56 @@ def docker_inspect_verbose(network):
     return json.loads(result.stdout)[0] if result.returncode == 0 else None
 
 
-def swarm_settings(state_dir):
+def all_settings(state_dir):
     settings = []
     for path in sorted(glob.glob(os.path.join(state_dir, "*.json"))):
         with open(path) as state:
             settings.append(json.load(state))
-    return [each for each in settings if each.get("kind") == "swarm"]
+    return settings
+
+
+def follow_hosts(host, settings, state_dir):
+    """One host's hubs (settings without ``"kind": "swarm"``): make their chains so again
+    when what they depend on changed, above all a hub container that restarted outside the
+    role with another address (its exemption follows it, and leaves the old address)."""
+    for each in settings:
+        if each.get("kind") == "swarm":
+            continue
+        with host.rules.rules_lock():
+            if not os.path.exists(os.path.join(state_dir, "%s.json" % each["network"])):
+                continue  # removed meanwhile (isolation turned off): the module removes the chains
+            commands = host.commands(each, time.monotonic())
+            for command in commands:
+                iptables(*command)
+        if commands:
+            say("%s: %d rule changes applied (the hub's address or the bridge changed)" % (each["network"], len(commands)))
 
 
 def watch(rules, state_dir, interval):
-    """Keep every user server on this node isolated; never returns."""
+    """Keep every user server on this host or fleet node isolated; never returns."""
     fleet = Fleet(rules)
+    host = Host(rules)
     events = None
+
+    def end(_signal, _frame):  # ended by its hook (stop-if-idle, restart) or systemd
+        if events is not None:
+            events.terminate()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, end)
     while True:
         if events is None or events.poll() is not None:
-            # Ends with the engine (a restart): started again on the next round.
+            # Ends with the engine (a restart): started again on the next round. One label
+            # filter given twice is either of them: a user server's or a hub's start.
             events = subprocess.Popen(
                 ["docker", "events", "--format", "{{.ID}}", "--filter", "type=container", "--filter", "event=start",
-                 "--filter", "label=hubfleet.kind=user-server"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                 "--filter", "label=hubfleet.kind=user-server", "--filter", "label=hubfleet.kind=hub"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
-            fleet.reconcile(swarm_settings(state_dir))
-        except (OSError, ValueError, RuntimeError) as error:
+            settings = all_settings(state_dir)
+            fleet.reconcile([each for each in settings if each.get("kind") == "swarm"])
+            follow_hosts(host, settings, state_dir)
+        except (OSError, ValueError, RuntimeError, subprocess.CalledProcessError) as error:
             say("round failed, trying again: %s" % error)
         ready = select.select([events.stdout], [], [], interval)[0]
         if ready and not os.read(events.stdout.fileno(), 65536):
@@ -286,14 +328,17 @@ def main(argv=None):
             settings = json.load(state)
         if settings.get("kind") == "swarm":
             continue  # a fleet node's user servers: ``watch`` keeps them
-        commands = host.commands(settings, deadline)
         if args.command == "check":
+            commands = host.commands(settings, deadline)
             for command in commands:
                 print("iptables " + " ".join(command))
             status = status or (1 if commands else 0)
             continue
-        for command in commands:
-            iptables(*command)
+        host.commands(settings, deadline)  # waits (up to --wait) for the network and the hub's address
+        with host.rules.rules_lock():
+            commands = host.commands(settings, time.monotonic())
+            for command in commands:
+                iptables(*command)
         say("%s: %s" % (settings["network"], "%d rule changes applied" % len(commands) if commands else "rules in place"))
     return status
 
