@@ -13,17 +13,20 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import docker
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from testbed.host_lock import host_lock as hold_host_lock  # noqa: E402
 from testbed.hub_rules import remove_hub_rules  # noqa: E402
+from testbed.network_probe import PROBE as PROBE_CONNECT, RESOLVE  # noqa: E402
 
 # Run inside the hub container: each forbidden request, and what the engine (through the
 # filter) answered. Arguments: JSON {image, network, other_container, unlabelled_container,
@@ -218,3 +221,47 @@ def test_a_setting_the_filter_would_refuse_fails_the_play_naming_it_and_the_hub_
     assert "c.DockerSpawner.extra_host_config" in output and "rule privileged" in output, output[-4000:]
     hub = deployment["client"].containers.get(hub.name)
     assert hub.id == before and hub.status == "running"
+
+
+def test_the_deployed_hubs_user_servers_are_isolated_and_still_served(deployment):
+    """Issue 13 through the hub site.yml deployed (the same deployment): from alice's server,
+    bob's server and the host's published hub port are rejected, the hub's API answers and
+    its name resolves; the hub's proxy still serves both."""
+    name, hub = deployment["name"], deployment["hub"]
+    url = "http://127.0.0.1:%d" % deployment["port"]
+    token = hub.exec_run(["jupyterhub", "token", "admin", "-f", "/etc/jupyterhub/jupyterhub_config.py"]).output
+    headers = {"Authorization": "token " + token.decode().strip().splitlines()[-1]}
+    servers = {}
+    for user in ("alice", "bob"):
+        requests.post(url + "/hub/api/users/%s" % user, headers=headers, timeout=30)
+        requests.post(url + "/hub/api/users/%s/server" % user, headers=headers, timeout=60).raise_for_status()
+    deadline = time.monotonic() + 180
+    for user in ("alice", "bob"):
+        while not requests.get(url + "/hub/api/users/" + user, headers=headers, timeout=30).json().get(
+                "servers", {}).get("", {}).get("ready"):
+            assert time.monotonic() < deadline, "%s's server did not become ready" % user
+            time.sleep(1)
+        (servers[user],) = deployment["client"].containers.list(filters={"label": [
+            "hubfleet.hub=" + name, "hubfleet.kind=user-server", "hubfleet.user=" + user]})
+    network = deployment["client"].networks.get(name)
+    gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+
+    def probe(address, port):
+        output = servers["alice"].exec_run(["python3", "-c", PROBE_CONNECT, address, str(port)]).output.decode()
+        return output.split()[0] if output else output
+
+    bob_address = servers["bob"].attrs["NetworkSettings"]["Networks"][name]["IPAddress"]
+    hub_name = "%s-hub" % name
+    resolved = servers["alice"].exec_run(["python3", "-c", RESOLVE, hub_name]).output.decode().strip()
+    assert {
+        "bob's server": probe(bob_address, 8888),
+        "hub API": probe(hub_name, 8081),
+        "host, the hub's published port": probe(gateway, deployment["port"]),
+    } == {"bob's server": "blocked", "hub API": "open", "host, the hub's published port": "blocked"}
+    hub.reload()
+    assert resolved == hub.attrs["NetworkSettings"]["Networks"][name]["IPAddress"], resolved
+    for user in ("alice", "bob"):
+        status = requests.get(url + "/user/%s/api/status" % user, headers=headers, timeout=30)
+        assert status.status_code == 200, (user, status.status_code)
+    for user in ("alice", "bob"):
+        requests.delete(url + "/hub/api/users/%s/server" % user, headers=headers, timeout=60)
