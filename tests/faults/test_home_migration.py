@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from test_playbook_faults import OLD_LAYOUT, Site, remove_hub
+from test_playbook_faults import OLD_LAYOUT, Site, deployed
 from testbed.host_lock import host_lock
 from testbed.hub import free_port
 
@@ -51,16 +51,8 @@ class LayoutSite(Site):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     name = "home11-%s" % uuid.uuid4().hex[:8]
-    hub = LayoutSite(name, free_port(), tmp_path_factory.mktemp(name))
-    with host_lock():
-        try:
-            deployed = hub.deploy()
-            print("deployed the old layout with site.yml in %.0f s" % deployed.seconds)
-            yield hub
-        finally:
-            remove_hub(name, hub.config_dir)
-            # The Docker API filter's socket volume carries no hub label.
-            subprocess.run(["docker", "volume", "rm", name + "-docker-api"], capture_output=True, check=False)
+    with host_lock(), deployed(LayoutSite(name, free_port(), tmp_path_factory.mktemp(name)), "the old layout") as hub:
+        yield hub
 
 
 def test_the_old_work_only_layout_upgrades_to_the_whole_home_and_loses_nothing(site):

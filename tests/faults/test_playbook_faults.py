@@ -11,6 +11,7 @@ Measured recovery times are printed (pytest -rA shows them) for the README's
 "What survives what" table.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -255,7 +256,21 @@ def remove_hub(name, config_dir):
         if ids:
             subprocess.run(["docker", kind, "rm"] + (["-f"] if kind == "container" else []) + ids,
                            capture_output=True, check=False)
+    # The Docker API filter's socket volume carries no hub label.
+    subprocess.run(["docker", "volume", "rm", name + "-docker-api"], capture_output=True, check=False)
     shutil.rmtree(config_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def deployed(hub, what="site.yml"):
+    """``hub`` deployed by site.yml (the time printed, after ``what``) for the block, then
+    removed whatever happened."""
+    try:
+        result = hub.deploy()
+        print("deployed %s in %.0f s" % (what, result.seconds))
+        yield hub
+    finally:
+        remove_hub(hub.name, hub.config_dir)
 
 
 @pytest.fixture(scope="module")

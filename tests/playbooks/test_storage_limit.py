@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "faults"))
 sys.path.insert(0, str(ROOT))
 
-from test_playbook_faults import Site, remove_hub  # noqa: E402
+from test_playbook_faults import Site, deployed  # noqa: E402
 from testbed.hub import free_port  # noqa: E402
 from testbed.host_lock import HOST_LOCK  # noqa: E402
 
@@ -82,14 +82,8 @@ class LimitedSite(Site):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     name = "quota-%s" % uuid.uuid4().hex[:8]
-    hub = LimitedSite(name, free_port(), tmp_path_factory.mktemp(name))
-    try:
-        deployed = hub.deploy()
-        print("deployed with site.yml in %.0f s" % deployed.seconds)
+    with deployed(LimitedSite(name, free_port(), tmp_path_factory.mktemp(name)), "with a 1 MiB limit") as hub:
         yield hub
-    finally:
-        remove_hub(name, hub.config_dir)
-        subprocess.run(["docker", "volume", "rm", name + "-docker-api"], capture_output=True, check=False)
 
 
 def test_users_over_the_limit_are_told_and_the_admins_see_who(site):
