@@ -86,7 +86,6 @@ class UsageReport:
             return ""
         return notice_text(size, limit, self._load().get("measured", ""))
 
-
     def over_limit(self, limit):
         """``[(username, bytes)]`` of the users over ``limit``, largest first."""
         users = self._load().get("users", {})
