@@ -2,7 +2,7 @@
 
     verify_hub.py browser  --url URL --admin NAME --password-file FILE --state FILE --hub NAME
     verify_hub.py restarted --url URL --state FILE --hub NAME
-    verify_hub.py operator --url URL --admin NAME --password-file FILE --state FILE --hub NAME
+    verify_hub.py operator --url URL --admin NAME --password-file FILE --state FILE --hub NAME --templates-dir DIR
 
 `browser`: the admin logs in (Chromium via Playwright), starts a server (the spawn page
 shows progress), JupyterLab loads, a notebook cell runs and writes a file, the server is
@@ -14,8 +14,9 @@ admin's server. Tokens and the servers' containers are written to --state.
 still answer and write files, their containers were not restarted, and the second user
 still cannot open the admin's server.
 
-`operator` (the settings of molecule.yml's group_vars): the announcement is on the login
-page, escaped; in Chromium the spawn form shows the admin (a grader) both profiles and
+`operator` (the settings of molecule.yml's group_vars): the login page is the site's own
+(jupyterhub_templates_dir) with the announcement on it, escaped, and /hub/logo serves the
+site's logo.svg byte for byte (the admin's login below goes through that page); in Chromium the spawn form shows the admin (a grader) both profiles and
 shows the second user only the one for everyone; the second user is refused the graders'
 profile (HTTP 400); a named server with the graders' profile runs with its memory limit
 and the graders' CPU limit; a second named server starts, a third is refused; named
@@ -262,6 +263,16 @@ def operator_settings(args):
 
     login_page = requests.get(url + "/hub/login", timeout=60, verify=False).text
     check("Exam week: servers restart at 02:00 &lt;UTC&gt;" in login_page, "the announcement is on the login page, escaped")
+    check("Welcome to the Molecule Institute hub." in login_page and 'id="site-welcome"' in login_page,
+          "the login page is the site's native-login.html (jupyterhub_templates_dir)")
+    check('src="/hub/logo"' in login_page, "the banner shows the hub's logo")
+    logo = requests.get(url + "/hub/logo", timeout=60, verify=False)
+    with open(args.templates_dir + "/logo.svg", "rb") as site_logo:
+        logo_bytes = site_logo.read()
+    check(logo.status_code == 200 and logo.content == logo_bytes
+          and logo.headers.get("Content-Type", "").startswith("image/svg+xml"),
+          "/hub/logo serves the site's logo.svg (%s, %s, %d bytes)"
+          % (logo.status_code, logo.headers.get("Content-Type"), len(logo.content)))
 
     from playwright.sync_api import sync_playwright
 
@@ -347,6 +358,7 @@ def main():
     parser.add_argument("--state", required=True)
     parser.add_argument("--admin", default="admin")
     parser.add_argument("--password-file")
+    parser.add_argument("--templates-dir")
     args = parser.parse_args()
     requests.packages.urllib3.disable_warnings()
     if args.phase == "browser":

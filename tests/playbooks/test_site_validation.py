@@ -106,6 +106,10 @@ CASES = {
          '{"jupyterhub_lti13_client_ids": ["tool"]}', "jupyterhub_lti13_authorize_url=https://moodle.example.org/auth"],
         "jupyterhub_lti13_jwks_url",
     ),
+    "templates directory that does not exist": (["jupyterhub_templates_dir=/nonexistent/hub-templates"],
+                                                "jupyterhub_templates_dir"),
+    "templates directory without a template": (["jupyterhub_templates_dir=%s" % (ROOT / "roles/jupyterhub/defaults")],
+                                               "jupyterhub_templates_dir"),
     "acme for localhost": (
         ['{"jupyterhub_https": true, "jupyterhub_tls_source": "acme", "jupyterhub_acme_agree_tos": true}'],
         "jupyterhub_tls_dns_names"),
