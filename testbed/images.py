@@ -31,6 +31,7 @@ NODE_FILES = ROOT / "testbed" / "node"
 USER_IMAGE_FILES = ROOT / "testbed" / "user_images"
 LDAP_FILES = ROOT / "testbed" / "ldap"
 PEBBLE_FILES = ROOT / "testbed" / "pebble"
+OIDC_FILES = ROOT / "testbed" / "oidc"
 USER_IMAGE_REPOSITORY = "hubfleet-test/user-image"
 # The image shapes of testbed/user_images/Dockerfile (its build targets).
 USER_IMAGE_SHAPES = ("minimal", "uid1001", "rootstart", "prefilled")
@@ -39,6 +40,7 @@ HUB_REPOSITORY = "hubfleet/hub"
 NODE_REPOSITORY = "hubfleet-test/swarm-node"
 LDAP_REPOSITORY = "hubfleet-test/ldap"
 PEBBLE_REPOSITORY = "hubfleet-test/pebble"
+OIDC_REPOSITORY = "hubfleet-test/oidc"
 TEST_LABEL = "hubfleet.test"
 
 
@@ -189,6 +191,22 @@ def pebble_image():
     return _debian_service_image(PEBBLE_REPOSITORY, PEBBLE_FILES, "pebble", "Debian's pebble", shared=["test_ca.sh"])
 
 
+def oidc_image(ca_bundle=HOST_CA_BUNDLE):
+    """Build (or find) the OpenID provider of the OIDC login test (testbed/oidc/): its npm
+    install needs the CA bundle, which is part of the context and so of the tag."""
+    base = base_image()
+    build_args = {"BASE_IMAGE": base}
+    files = _tree_bytes(OIDC_FILES) + [
+        ("test_ca.sh", (ROOT / "testbed" / "test_ca.sh").read_bytes()),
+        ("ca-bundle.crt", _ca_bytes(ca_bundle)),
+    ]
+    with _assembled(files) as context:
+        ref = "%s:%s" % (OIDC_REPOSITORY, role_context_hash(str(context), build_args))
+        if _image_exists(ref):
+            return ref
+        return _build(ref, context, build_args, "oidc", "oidc-provider on Debian's nodejs on %s" % base)
+
+
 def user_images(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     """Build (or find) the notebook images of other shapes (testbed/user_images/):
     returns {shape: reference}. One build context; the targets share the venv layer."""
@@ -218,6 +236,7 @@ BUILDERS = {
     "node": node_image,
     "ldap": ldap_image,
     "pebble": pebble_image,
+    "oidc": oidc_image,
     "base": base_image,
     "user-images": user_images,
 }

@@ -67,6 +67,12 @@ def assert_refused_before_any_change(name, rc, output, variable):
     assert docker_objects(name) == []
 
 
+# Sound OIDC settings, less what a case adds. The check loops over the variables with each as
+# its label, so these cases look for the words of the failure message.
+OIDC = ["jupyterhub_authenticator=oidc", "jupyterhub_oidc_client_id=hub",
+        "jupyterhub_oidc_authorize_url=https://id.example.org/auth", "jupyterhub_oidc_userinfo_url=https://id.example.org/me",
+        "jupyterhub_oidc_callback_url=https://hub.example.org/hub/oauth_callback"]
+
 CASES = {
     "unknown authenticator": (["jupyterhub_authenticator=kerberos"], "jupyterhub_authenticator"),
     "ldap without a server": (["jupyterhub_authenticator=ldap"], "jupyterhub_ldap_server_address"),
@@ -110,6 +116,15 @@ CASES = {
                                                 "jupyterhub_templates_dir"),
     "templates directory without a template": (["jupyterhub_templates_dir=%s" % (ROOT / "roles/jupyterhub/defaults")],
                                                "jupyterhub_templates_dir"),
+    "OIDC without the client secret": (
+        OIDC + ["jupyterhub_oidc_token_url=https://id.example.org/token"], "jupyterhub_oidc_client_secret must be set"),
+    "OIDC token endpoint over plain http": (
+        OIDC + ["jupyterhub_oidc_client_secret=s", "jupyterhub_oidc_token_url=http://id.example.org/token"],
+        "jupyterhub_oidc_token_url must be"),
+    "OIDC scopes without openid": (
+        OIDC + ["jupyterhub_oidc_client_secret=s", "jupyterhub_oidc_token_url=https://id.example.org/token",
+                '{"jupyterhub_oidc_scopes": ["profile", "email"]}'],
+        "jupyterhub_oidc_scopes must be"),
     "acme for localhost": (
         ['{"jupyterhub_https": true, "jupyterhub_tls_source": "acme", "jupyterhub_acme_agree_tos": true}'],
         "jupyterhub_tls_dns_names"),
