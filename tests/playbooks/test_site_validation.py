@@ -128,6 +128,12 @@ CASES = {
     "acme for localhost": (
         ['{"jupyterhub_https": true, "jupyterhub_tls_source": "acme", "jupyterhub_acme_agree_tos": true}'],
         "jupyterhub_tls_dns_names"),
+    "unknown hub database": (["jupyterhub_db=mysql"], "jupyterhub_db"),
+    "database URL of another scheme": (
+        ["jupyterhub_db=postgresql", "jupyterhub_db_url=postgres://hub:secret@db.example.org/hub"], "jupyterhub_db_url"),
+    "database URL with sqlite": (["jupyterhub_db_url=postgresql://hub:secret@db.example.org/hub"], "jupyterhub_db_url"),
+    "role's database on a fleet": (["jupyterhub_db=postgresql", "jupyterhub_spawner=swarm",
+                                    "jupyterhub_network_driver=overlay"], "jupyterhub_db_url"),
 }
 
 

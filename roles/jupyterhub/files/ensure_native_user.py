@@ -1,6 +1,6 @@
 """Make a NativeAuthenticator account exist, authorised, with the password on stdin.
 
-Runs inside the hub container (the hub's Python, its database):
+Runs inside the hub container (the hub's Python, the database its configuration names):
     python ensure_native_user.py USERNAME < password
 Prints one word: created, updated (password reset to the given one) or unchanged.
 The password is read from stdin so it never shows in a process list or a log.
@@ -13,7 +13,16 @@ from nativeauthenticator.orm import UserInfo
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-DB_URL = "sqlite:////srv/jupyterhub/data/jupyterhub.sqlite"
+CONFIG_FILE = "/etc/jupyterhub/jupyterhub_config.py"
+
+
+def hub_db_url():
+    """The database URL of the hub's configuration (SQLite on the data volume, or PostgreSQL)."""
+    from jupyterhub.app import JupyterHub
+
+    hub = JupyterHub()
+    hub.load_config_file(CONFIG_FILE)
+    return hub.db_url
 
 
 def main():
@@ -21,7 +30,7 @@ def main():
     password = sys.stdin.read().strip().encode("utf-8")
     if len(password) < 8:
         sys.exit("the admin password must have at least 8 characters")
-    engine = create_engine(DB_URL)
+    engine = create_engine(hub_db_url())
     UserInfo.__table__.create(engine, checkfirst=True)
     session = sessionmaker(bind=engine)()
     user = session.query(UserInfo).filter(UserInfo.username == username).first()
