@@ -125,6 +125,10 @@ CASES = {
         OIDC + ["jupyterhub_oidc_client_secret=s", "jupyterhub_oidc_token_url=https://id.example.org/token",
                 '{"jupyterhub_oidc_scopes": ["profile", "email"]}'],
         "jupyterhub_oidc_scopes must be"),
+    "prometheus without the hub's metrics": (["jupyterhub_prometheus=true", "jupyterhub_metrics=false"],
+                                             "jupyterhub_prometheus needs"),
+    "prometheus retention that is no duration": (["jupyterhub_prometheus=true", "jupyterhub_prometheus_retention=forever"],
+                                                 "jupyterhub_prometheus_retention ('forever')"),
     "acme for localhost": (
         ['{"jupyterhub_https": true, "jupyterhub_tls_source": "acme", "jupyterhub_acme_agree_tos": true}'],
         "jupyterhub_tls_dns_names"),
@@ -147,3 +151,8 @@ def test_a_bad_setting_fails_at_the_start_naming_the_variable(case, hub_name):
 def test_a_port_already_taken_fails_at_the_start_naming_the_variable(hub_name, taken_port):
     rc, output = run_site(hub_name, "jupyterhub_port=%d" % taken_port)
     assert_refused_before_any_change(hub_name, rc, output, "jupyterhub_port %d is already in use" % taken_port)
+
+
+def test_a_taken_port_of_a_container_beside_the_hub_fails_at_the_start_naming_the_variable(hub_name, taken_port):
+    rc, output = run_site(hub_name, "jupyterhub_prometheus=true", "jupyterhub_prometheus_port=%d" % taken_port)
+    assert_refused_before_any_change(hub_name, rc, output, "jupyterhub_prometheus_port %d is already in use" % taken_port)
