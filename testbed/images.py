@@ -32,6 +32,7 @@ USER_IMAGE_FILES = ROOT / "testbed" / "user_images"
 LDAP_FILES = ROOT / "testbed" / "ldap"
 PEBBLE_FILES = ROOT / "testbed" / "pebble"
 OIDC_FILES = ROOT / "testbed" / "oidc"
+LTI_FILES = ROOT / "testbed" / "lti"
 USER_IMAGE_REPOSITORY = "hubfleet-test/user-image"
 # The image shapes of testbed/user_images/Dockerfile (its build targets).
 USER_IMAGE_SHAPES = ("minimal", "uid1001", "rootstart", "prefilled")
@@ -41,6 +42,7 @@ NODE_REPOSITORY = "hubfleet-test/swarm-node"
 LDAP_REPOSITORY = "hubfleet-test/ldap"
 PEBBLE_REPOSITORY = "hubfleet-test/pebble"
 OIDC_REPOSITORY = "hubfleet-test/oidc"
+LTI_REPOSITORY = "hubfleet-test/lti"
 TEST_LABEL = "hubfleet.test"
 
 
@@ -163,12 +165,16 @@ def hub_image(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
     return _jupyterhub_image("hub", HUB_REPOSITORY, build_args, ca_bundle, spawner_files)
 
 
-def _debian_service_image(repository, files, label, what, shared=()):
+def _debian_service_image(repository, files, label, what, shared=(), ca_bundle=None):
     """Build (or find) a test bed image FROM the Debian base (``files``: its build context,
-    plus the ``shared`` test bed files, e.g. test_ca.sh, at the context's top)."""
+    plus the ``shared`` test bed files, e.g. test_ca.sh, at the context's top, and, for
+    images whose build reaches a registry, ``ca_bundle`` as ca-bundle.crt: part of the
+    context and so of the tag)."""
     base = base_image()
     build_args = {"BASE_IMAGE": base}
     extra = [(name, (ROOT / "testbed" / name).read_bytes()) for name in shared]
+    if ca_bundle is not None:
+        extra.append(("ca-bundle.crt", _ca_bytes(ca_bundle)))
     with _assembled(_tree_bytes(files) + extra) as context:
         ref = "%s:%s" % (repository, role_context_hash(str(context), build_args))
         if _image_exists(ref):
@@ -194,17 +200,15 @@ def pebble_image():
 def oidc_image(ca_bundle=HOST_CA_BUNDLE):
     """Build (or find) the OpenID provider of the OIDC login test (testbed/oidc/): its npm
     install needs the CA bundle, which is part of the context and so of the tag."""
-    base = base_image()
-    build_args = {"BASE_IMAGE": base}
-    files = _tree_bytes(OIDC_FILES) + [
-        ("test_ca.sh", (ROOT / "testbed" / "test_ca.sh").read_bytes()),
-        ("ca-bundle.crt", _ca_bytes(ca_bundle)),
-    ]
-    with _assembled(files) as context:
-        ref = "%s:%s" % (OIDC_REPOSITORY, role_context_hash(str(context), build_args))
-        if _image_exists(ref):
-            return ref
-        return _build(ref, context, build_args, "oidc", "oidc-provider on Debian's nodejs on %s" % base)
+    return _debian_service_image(OIDC_REPOSITORY, OIDC_FILES, "oidc", "oidc-provider on Debian's nodejs",
+                                 shared=["test_ca.sh"], ca_bundle=ca_bundle)
+
+
+def lti_image(ca_bundle=HOST_CA_BUNDLE):
+    """Build (or find) the LTI 1.3 platform of the LTI login test (testbed/lti/): its pip
+    install of lti1p3platform needs the CA bundle, as the OIDC provider's npm install does."""
+    return _debian_service_image(LTI_REPOSITORY, LTI_FILES, "lti", "lti1p3platform on Debian's Python",
+                                 shared=["test_ca.sh"], ca_bundle=ca_bundle)
 
 
 def user_images(jupyterhub_version=None, ca_bundle=HOST_CA_BUNDLE):
@@ -237,6 +241,7 @@ BUILDERS = {
     "ldap": ldap_image,
     "pebble": pebble_image,
     "oidc": oidc_image,
+    "lti": lti_image,
     "base": base_image,
     "user-images": user_images,
 }

@@ -110,7 +110,13 @@ CASES = {
     "LTI 1.3 without the platform's keyset": (
         ["jupyterhub_authenticator=lti13", "jupyterhub_lti13_issuer=https://moodle.example.org",
          '{"jupyterhub_lti13_client_ids": ["tool"]}', "jupyterhub_lti13_authorize_url=https://moodle.example.org/auth"],
-        "jupyterhub_lti13_jwks_url",
+        "jupyterhub_lti13_jwks_url must be",
+    ),
+    "LTI 1.3 platform CA that is no certificate": (
+        ["jupyterhub_authenticator=lti13", "jupyterhub_lti13_issuer=https://moodle.example.org",
+         '{"jupyterhub_lti13_client_ids": ["tool"]}', "jupyterhub_lti13_authorize_url=https://moodle.example.org/auth",
+         "jupyterhub_lti13_jwks_url=https://moodle.example.org/certs", "jupyterhub_lti13_ca_certificate=campus-ca.pem"],
+        "jupyterhub_lti13_ca_certificate must be",
     ),
     "templates directory that does not exist": (["jupyterhub_templates_dir=/nonexistent/hub-templates"],
                                                 "jupyterhub_templates_dir"),
