@@ -8,12 +8,12 @@
 # beside the host lane (suites that deploy on this machine's engine). Each suite runs even
 # if an earlier one failed; the exit status is non-zero when any failed.
 #
-# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration collection collection-integration swarm faults-dind playbooks faults security molecule molecule-swarm").
+# HUBFLEET_SUITES picks suites (default: "spawner-unit spawner-integration collection collection-integration swarm faults-dind playbooks playbooks-services faults security molecule molecule-swarm").
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration collection collection-integration swarm faults-dind playbooks faults security molecule molecule-swarm}
+suites=${HUBFLEET_SUITES:-spawner-unit spawner-integration collection collection-integration swarm faults-dind playbooks playbooks-services faults security molecule molecule-swarm}
 started=$SECONDS
 step() { printf '\n=== [%ss] %s\n' "$((SECONDS - started))" "$*"; }
 
@@ -85,6 +85,23 @@ pytest_files_at_once() {
   return "$status"
 }
 
+# site.yml tests of the logins against their servers, ACME, Prometheus and culling
+# (playbooks-services) run at the end of the DinD lane, which is otherwise done long before
+# the host lane: on this machine's engine like the host lane's, each playbook run holding
+# the host lock, every object named and labelled for its own hub. The other files of
+# tests/playbooks are the host lane's playbooks suite.
+playbook_services=()
+playbook_others=()
+for f in tests/playbooks/test_*.py; do
+  [ -e "$f" ] || continue
+  case "$f" in
+    tests/playbooks/test_ldap_* | tests/playbooks/test_oidc_* | tests/playbooks/test_lti_login* | \
+      tests/playbooks/test_acme_* | tests/playbooks/test_prometheus* | tests/playbooks/test_named_server_cull*)
+      playbook_services+=("$f") ;;
+    *) playbook_others+=("$f") ;;
+  esac
+done
+
 dind_lane() {
   # The collection's ansible-lint, sanity, units and build: files only, no engine.
   run_suite collection env HUBFLEET_COLLECTION_STAGES="lint sanity units build" ./scripts/test-collection.sh
@@ -97,6 +114,9 @@ dind_lane() {
   fi
   # The fleet: site.yml on three Docker-in-Docker hosts forming a swarm (about 7 minutes).
   run_suite molecule-swarm ./scripts/test-molecule-swarm.sh
+  if [ "${#playbook_services[@]}" -gt 0 ]; then
+    run_suite playbooks-services python -m pytest "${playbook_services[@]}" -p no:cacheprovider -q -rA --durations=10
+  fi
 }
 
 host_lane() {
@@ -105,7 +125,7 @@ host_lane() {
   # The collection's modules against this machine's engine (ansible-test integration).
   run_suite collection-integration env HUBFLEET_COLLECTION_STAGES=integration ./scripts/test-collection.sh
   # site.yml on this machine: one wrong setting at a time, refused before any change; LDAP login.
-  run_suite playbooks python -m pytest tests/playbooks -p no:cacheprovider -q -rA
+  run_suite playbooks python -m pytest "${playbook_others[@]}" -p no:cacheprovider -q -rA --durations=10
   # Fault drills (tests/faults/): what survives a dead server, a killed hub, an interrupted
   # or misconfigured playbook, a restore, an upgrade.
   if [ "${#host_drills[@]}" -gt 0 ]; then
@@ -121,7 +141,7 @@ host_lane() {
 }
 
 case " $suites " in
-  *" collection "* | *" swarm "* | *" faults-dind "* | *" molecule-swarm "*)
+  *" collection "* | *" swarm "* | *" faults-dind "* | *" molecule-swarm "* | *" playbooks-services "*)
     step "DinD lane starts in the background (its lines are prefixed [dind lane])"
     # Line-buffered prefixing keeps the two lanes' output readable in one log.
     dind_lane > >(sed -u 's/^/[dind lane] /') 2>&1 &
